@@ -1,0 +1,110 @@
+"""Input checks shared by every op: each error names the function, the argument
+and the shapes or values at fault. Shape, rank and dtype checks go through chex
+and run at trace time, so they cost nothing under ``jit``; value checks run
+only when the values are concrete (outside ``jit``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _describe(x: Any) -> str:
+    return f"shape {tuple(jnp.shape(x))} and dtype {jnp.result_type(x)}"
+
+
+def floating(fn: str, **arrays: Any) -> None:
+    """Each array has a floating dtype."""
+    for name, x in arrays.items():
+        chex.assert_type(
+            x,
+            float,
+            custom_message=f"{fn}: `{name}` must be a floating array; got {_describe(x)}",
+        )
+
+
+def integer(fn: str, **arrays: Any) -> None:
+    """Each array has an integer dtype (class labels)."""
+    for name, x in arrays.items():
+        chex.assert_type(
+            x,
+            int,
+            custom_message=f"{fn}: `{name}` must hold integer labels; got {_describe(x)}",
+        )
+
+
+def same_dtype(fn: str, **arrays: Any) -> None:
+    """All arrays share one dtype (no silent promotion)."""
+    dtypes = {name: jnp.result_type(x) for name, x in arrays.items()}
+    if len(set(dtypes.values())) > 1:
+        found = ", ".join(f"`{k}` {v}" for k, v in dtypes.items())
+        raise TypeError(f"{fn}: arguments must share one dtype; got {found}")
+
+
+def rank(fn: str, name: str, x: Any, expected: int | set[int]) -> None:
+    """``x`` has the expected rank (an int or a set of allowed ranks)."""
+    chex.assert_rank(
+        x,
+        expected,
+        custom_message=f"{fn}: `{name}` must have rank {expected}; got {_describe(x)}",
+    )
+
+
+def min_rank(fn: str, name: str, x: Any, minimum: int, meaning: str) -> None:
+    """``x`` has at least ``minimum`` axes; ``meaning`` says what they are."""
+    if jnp.ndim(x) < minimum:
+        raise ValueError(
+            f"{fn}: `{name}` must have at least {minimum} axis ({meaning}); got {_describe(x)}"
+        )
+
+
+def same_shape(fn: str, **arrays: Any) -> None:
+    """All arrays share one shape (no broadcasting)."""
+    (first, x0), *rest = arrays.items()
+    for name, x in rest:
+        chex.assert_shape(
+            x,
+            jnp.shape(x0),
+            custom_message=(
+                f"{fn}: `{name}` must have the shape of `{first}` {jnp.shape(x0)}; "
+                f"got {jnp.shape(x)}"
+            ),
+        )
+
+
+def shape(fn: str, name: str, x: Any, expected: tuple[int | None, ...], why: str) -> None:
+    """``x`` has the expected shape (``None`` matches any size)."""
+    chex.assert_shape(
+        x,
+        expected,
+        custom_message=f"{fn}: `{name}` must have shape {expected} ({why}); got {jnp.shape(x)}",
+    )
+
+
+def is_concrete(x: Any) -> bool:
+    """True when the values of ``x`` are known (not traced under jit/vmap/grad)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def labels_in_range(fn: str, name: str, labels: Any, num_classes: int) -> None:
+    """Integer labels lie in [0, num_classes); checked when concrete."""
+    if not is_concrete(labels) or np.size(labels) == 0:
+        return
+    values = np.asarray(labels)
+    low, high = values.min(), values.max()
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"{fn}: `{name}` must lie in [0, {num_classes}); got values in [{low}, {high}]"
+        )
+
+
+def in_interval(fn: str, name: str, value: Any, low: float, high: float) -> None:
+    """A concrete scalar hyperparameter lies in [low, high]."""
+    if not is_concrete(value):
+        return
+    if not low <= float(value) <= high:
+        raise ValueError(f"{fn}: `{name}` must lie in [{low}, {high}]; got {value}")

@@ -1,0 +1,472 @@
+"""Objective functions, per example.
+
+Every loss takes arrays of shape ``(..., d)``, where the last axis holds the
+features or classes of one example, and returns shape ``(...)``: it reduces the
+last axis only, never a batch axis (average over the batch yourself). A single
+example is a 1-D array. Integer class labels have shape ``(...)``.
+
+Reductions over the last axis: mse, mae and hinge take the *mean* (their names
+say so); the cross-entropies take the *sum*, as in the cheat sheet's formula.
+
+Each loss is an :func:`~dlref._op.op` with a hand-written backward giving the
+gradient for every floating input (targets too); the logits versions use the
+fused gradient ``softmax(z) - y`` / ``sigmoid(z) - y`` instead of the chain
+through a log.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from dlref import _checks
+from dlref._op import op
+from dlref.activations import _neg_abs, log_softmax, sigmoid
+
+__all__ = [
+    "mse",
+    "mae",
+    "hinge",
+    "multiclass_hinge",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "categorical_cross_entropy",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+]
+
+
+def _check_pair(fn: str, **arrays) -> None:
+    """Two floating arrays of one dtype and one shape, with a feature axis."""
+    _checks.floating(fn, **arrays)
+    _checks.same_dtype(fn, **arrays)
+    _checks.same_shape(fn, **arrays)
+    name, x = next(iter(arrays.items()))
+    _checks.min_rank(fn, name, x, 1, "the last axis holds one example's features")
+
+
+def _check_labels(fn: str, logits, labels) -> None:
+    """Floating scores ``(..., C)`` and integer labels ``(...)`` in [0, C)."""
+    _checks.floating(fn, **{"logits": logits})
+    _checks.min_rank(fn, "logits", logits, 1, "the last axis holds the classes")
+    _checks.integer(fn, labels=labels)
+    _checks.shape(
+        fn, "labels", labels, logits.shape[:-1], "the shape of logits without its class axis"
+    )
+    _checks.labels_in_range(fn, "labels", labels, logits.shape[-1])
+
+
+def _clip_probs(p, low, high):
+    """Clip the value into [low, high] but pass gradients straight through."""
+    return p + jax.lax.stop_gradient(jnp.clip(p, low, high) - p)
+
+
+def _one_hot(labels, like):
+    """One-hot of integer ``labels`` with the class axis and dtype of ``like``."""
+    classes = jnp.arange(like.shape[-1], dtype=labels.dtype)
+    return (labels[..., None] == classes).astype(like.dtype)
+
+
+# --- mse -----------------------------------------------------------------------
+
+
+@op
+def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
+    """Mean squared error per example: ``mean((pred - target)**2)`` over the last axis.
+
+    Derivative: ``dpred = 2 * (pred - target) / d * dy`` and ``dtarget = -dpred``,
+    ``d`` the size of the last axis.
+
+    Args:
+      pred: predictions, floating, shape ``(..., d)``.
+      target: targets, the shape and dtype of ``pred``.
+
+    Returns:
+      The loss, shape ``(...)``; 0 exactly when ``pred == target``.
+    """
+    _check_pair("mse", pred=pred, target=target)
+    r = pred - target
+    return jnp.mean(r * r, axis=-1)
+
+
+def _mse_fwd(pred, target):
+    return mse.autodiff(pred, target), (pred - target,)
+
+
+def _mse_bwd(res, dy):
+    (r,) = res
+    dpred = dy[..., None] * (2 / r.shape[-1]) * r
+    return dpred, -dpred
+
+
+mse.defvjp(_mse_fwd, _mse_bwd)
+
+
+# --- mae -----------------------------------------------------------------------
+
+
+@op
+def mae(pred: jax.Array, target: jax.Array) -> jax.Array:
+    """Mean absolute error per example: ``mean(|pred - target|)`` over the last axis.
+
+    Derivative: ``dpred = sign(pred - target) / d * dy``, ``dtarget = -dpred``;
+    at ``pred == target`` (the kink) the derivative is 0, the subgradient of
+    smallest norm (``jnp.abs`` would give +1 under autodiff).
+
+    Args:
+      pred: predictions, floating, shape ``(..., d)``.
+      target: targets, the shape and dtype of ``pred``.
+
+    Returns:
+      The loss, shape ``(...)``.
+    """
+    _check_pair("mae", pred=pred, target=target)
+    r = pred - target
+    return jnp.mean(jnp.sign(r) * r, axis=-1)  # |r|, with derivative sign(r): 0 at 0
+
+
+def _mae_fwd(pred, target):
+    return mae.autodiff(pred, target), (jnp.sign(pred - target),)
+
+
+def _mae_bwd(res, dy):
+    (s,) = res
+    dpred = dy[..., None] * s / s.shape[-1]
+    return dpred, -dpred
+
+
+mae.defvjp(_mae_fwd, _mae_bwd)
+
+
+# --- hinge ---------------------------------------------------------------------
+
+
+def _check_signs(fn: str, labels) -> None:
+    if _checks.is_concrete(labels) and labels.size:
+        bad = jnp.abs(labels) != 1
+        if bool(jnp.any(bad)):
+            raise ValueError(
+                f"{fn}: `labels` must be -1 or +1; got {labels[bad][:5].tolist()} among them"
+            )
+
+
+@op
+def hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:
+    """Hinge loss per example: ``mean(max(0, 1 - labels * scores))`` over the last axis.
+
+    Derivative: where the margin ``1 - labels * scores`` is positive,
+    ``dscores = -labels / d * dy`` and ``dlabels = -scores / d * dy``; 0 where it
+    is negative, and 0 at exactly the margin (optax's autodiff gives half there).
+
+    Args:
+      scores: raw scores, floating, shape ``(..., d)``; one binary decision per entry.
+      labels: -1 or +1, the shape and dtype of ``scores``.
+
+    Returns:
+      The loss, shape ``(...)``; 0 once every ``labels * scores >= 1``.
+    """
+    _check_pair("hinge", scores=scores, labels=labels)
+    _check_signs("hinge", labels)
+    margin = 1 - labels * scores
+    return jnp.mean(jnp.where(margin > 0, margin, 0), axis=-1)
+
+
+def _hinge_fwd(scores, labels):
+    active = 1 - labels * scores > 0
+    return hinge.autodiff(scores, labels), (scores, labels, active)
+
+
+def _hinge_bwd(res, dy):
+    scores, labels, active = res
+    g = jnp.where(active, -dy[..., None] / scores.shape[-1], 0)
+    return g * labels, g * scores
+
+
+hinge.defvjp(_hinge_fwd, _hinge_bwd)
+
+
+# --- multiclass_hinge ----------------------------------------------------------
+
+
+def _multiclass_margin(scores, labels):
+    """``1 + max_{j != y} s_j - s_y`` and the one-hot of the rival j (first on ties)."""
+    own = _one_hot(labels, scores)
+    rival = jnp.argmax(jnp.where(own > 0, -jnp.inf, scores), axis=-1)
+    rival_hot = _one_hot(rival, scores)
+    margin = 1 + jnp.sum(rival_hot * scores, axis=-1) - jnp.sum(own * scores, axis=-1)
+    return margin, rival_hot - own
+
+
+@op
+def multiclass_hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:
+    """Multiclass (Crammer-Singer) hinge loss per example.
+
+    ``loss = max(0, 1 + max_{j != y} s_j - s_y)``, with ``y`` the true class:
+    zero once the true class beats every other by a margin of 1 (the same value
+    as ``optax.losses.multiclass_hinge_loss``).
+
+    Derivative: where the margin is positive, +dy on the strongest rival class
+    and -dy on the true class; 0 elsewhere and at exactly the margin. Among tied
+    rivals the first (lowest index) takes the gradient (optax's autodiff of a max
+    splits it among them).
+
+    Args:
+      scores: raw scores, floating, shape ``(..., C)`` with ``C >= 2``.
+      labels: integer class labels in [0, C), shape ``(...)``.
+
+    Returns:
+      The loss, shape ``(...)``.
+
+    Numerics: labels outside [0, C) raise when concrete; under ``jit`` they
+    cannot be checked and give a one-hot of zeros (a meaningless loss).
+    """
+    _check_labels("multiclass_hinge", scores, labels)
+    if scores.shape[-1] < 2:
+        raise ValueError(f"multiclass_hinge: `scores` needs >= 2 classes; got shape {scores.shape}")
+    margin, _ = _multiclass_margin(scores, labels)
+    return jnp.where(margin > 0, margin, 0)
+
+
+def _multiclass_hinge_fwd(scores, labels):
+    loss = multiclass_hinge.autodiff(scores, labels)
+    _, direction = _multiclass_margin(scores, labels)
+    return loss, (jnp.where(loss[..., None] > 0, direction, 0),)  # d loss / d scores
+
+
+def _multiclass_hinge_bwd(res, dy):
+    (grad,) = res
+    return dy[..., None] * grad, None
+
+
+multiclass_hinge.defvjp(_multiclass_hinge_fwd, _multiclass_hinge_bwd)
+
+
+# --- binary cross-entropy on probabilities -----------------------------------
+
+
+def _unit_bounds(p):
+    """Clip bounds [eps, 1 - eps], eps the machine epsilon of the dtype."""
+    eps = jnp.finfo(p.dtype).eps
+    return eps, 1 - eps
+
+
+@op
+def binary_cross_entropy(probs: jax.Array, targets: jax.Array) -> jax.Array:
+    """Binary cross-entropy on probabilities (the cheat sheet's formula), per example.
+
+    ``loss = -sum(t * log(p) + (1 - t) * log(1 - p))`` over the last axis.
+
+    Derivative: ``dp = (p - t) / (p * (1 - p)) * dy`` and
+    ``dt = -(log(p) - log(1 - p)) * dy``.
+
+    Args:
+      probs: predicted probabilities in [0, 1], floating, shape ``(..., d)``.
+      targets: target probabilities in [0, 1] (0/1 labels or soft), the shape and
+        dtype of ``probs``.
+
+    Returns:
+      The loss, shape ``(...)``.
+
+    Numerics: ``p`` is clipped to ``[eps, 1 - eps]``, eps the dtype's machine
+    epsilon (2.2e-16 in float64, 1.2e-7 in float32, 9.8e-4 in float16), so
+    p = 0 or 1 gives a finite loss (at most ``-log(eps)`` per entry: 36.0 in
+    float64, 15.9 in float32). The clip passes the gradient straight through:
+    the derivative is the formula's at the clipped p, so a confidently wrong
+    prediction keeps a large, finite gradient (at most 1/eps) instead of none.
+    ``log(1 - p)`` is computed as ``log1p(-p)``. For logits use
+    :func:`binary_cross_entropy_with_logits`, which needs no clip.
+    """
+    _check_pair("binary_cross_entropy", probs=probs, targets=targets)
+    p = _clip_probs(probs, *_unit_bounds(probs))
+    return -jnp.sum(targets * jnp.log(p) + (1 - targets) * jnp.log1p(-p), axis=-1)
+
+
+def _binary_cross_entropy_fwd(probs, targets):
+    p = _clip_probs(probs, *_unit_bounds(probs))
+    return binary_cross_entropy.autodiff(probs, targets), (p, targets)
+
+
+def _binary_cross_entropy_bwd(res, dy):
+    p, targets = res
+    dy = dy[..., None]
+    return dy * (p - targets) / (p * (1 - p)), -dy * (jnp.log(p) - jnp.log1p(-p))
+
+
+binary_cross_entropy.defvjp(_binary_cross_entropy_fwd, _binary_cross_entropy_bwd)
+
+
+# --- binary cross-entropy on logits ------------------------------------------
+
+
+@op
+def binary_cross_entropy_with_logits(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """Binary cross-entropy of ``sigmoid(logits)`` against targets, per example.
+
+    ``loss = sum(softplus(z) - t * z)`` over the last axis, which equals the
+    cheat sheet's ``-sum(t log p + (1 - t) log(1 - p))`` at ``p = sigmoid(z)``.
+
+    Derivative (fused): ``dz = (sigmoid(z) - t) * dy`` and ``dt = -z * dy``.
+
+    Args:
+      logits: raw scores, floating, shape ``(..., d)``.
+      targets: target probabilities in [0, 1], the shape and dtype of ``logits``.
+
+    Returns:
+      The loss, shape ``(...)``.
+
+    Numerics: ``softplus(z) = relu(z) + log1p(exp(-|z|))`` never overflows and
+    needs no clip; ``log(sigmoid(z))`` would underflow to -inf for z below about
+    -104 in float32.
+    """
+    _check_pair("binary_cross_entropy_with_logits", logits=logits, targets=targets)
+    z = logits
+    softplus = jnp.where(z > 0, z, 0) + jnp.log1p(jnp.exp(_neg_abs(z)))
+    return jnp.sum(softplus - targets * z, axis=-1)
+
+
+def _bce_logits_fwd(logits, targets):
+    return binary_cross_entropy_with_logits.autodiff(logits, targets), (logits, targets)
+
+
+def _bce_logits_bwd(res, dy):
+    logits, targets = res
+    dy = dy[..., None]
+    return dy * (sigmoid.autodiff(logits) - targets), -dy * logits
+
+
+binary_cross_entropy_with_logits.defvjp(_bce_logits_fwd, _bce_logits_bwd)
+
+
+# --- categorical cross-entropy on probabilities ------------------------------
+
+
+@op
+def categorical_cross_entropy(probs: jax.Array, targets: jax.Array) -> jax.Array:
+    """Categorical cross-entropy on probabilities, per example: ``-sum(t * log(p))``.
+
+    With one-hot targets this is ``-log p[true class]``. Cross-entropy is the
+    information-theoretic cost of coding ``t`` with a code built for ``p``
+    (Shannon), not the thermodynamic entropy.
+
+    Derivative: ``dp = -t / p * dy`` and ``dt = -log(p) * dy``.
+
+    Args:
+      probs: predicted distribution over the last axis, floating, shape ``(..., C)``.
+      targets: target distribution (one-hot or soft), the shape and dtype of ``probs``.
+
+    Returns:
+      The loss, shape ``(...)``.
+
+    Numerics: ``p`` is clipped below at eps, the dtype's machine epsilon, with
+    the gradient passed straight through (see :func:`binary_cross_entropy`), so
+    p = 0 gives a finite loss and gradient. For logits use
+    :func:`softmax_cross_entropy`.
+    """
+    _check_pair("categorical_cross_entropy", probs=probs, targets=targets)
+    p = _clip_probs(probs, jnp.finfo(probs.dtype).eps, 1)
+    return -jnp.sum(targets * jnp.log(p), axis=-1)
+
+
+def _categorical_cross_entropy_fwd(probs, targets):
+    p = _clip_probs(probs, jnp.finfo(probs.dtype).eps, 1)
+    return categorical_cross_entropy.autodiff(probs, targets), (p, targets)
+
+
+def _categorical_cross_entropy_bwd(res, dy):
+    p, targets = res
+    dy = dy[..., None]
+    return -dy * targets / p, -dy * jnp.log(p)
+
+
+categorical_cross_entropy.defvjp(_categorical_cross_entropy_fwd, _categorical_cross_entropy_bwd)
+
+
+# --- softmax cross-entropy on logits -----------------------------------------
+
+
+def _masked_log_probs(log_p, targets):
+    """log_p, with -inf (masked or underflowed) entries of zero target set to 0."""
+    return jnp.where(jnp.isneginf(log_p) & (targets == 0), 0, log_p)
+
+
+@op
+def softmax_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """Cross-entropy of ``softmax(logits)`` against target distributions, per example.
+
+    ``loss = -sum(t * log_softmax(z))`` over the last axis (classes).
+
+    Derivative (fused): ``dz = (softmax(z) * sum(t) - t) * dy``, which is the
+    familiar ``softmax(z) - t`` when the targets sum to 1; ``dt = -log_softmax(z) * dy``.
+
+    Args:
+      logits: raw class scores, floating, shape ``(..., C)``.
+      targets: target distributions (one-hot or soft), the shape and dtype of ``logits``.
+
+    Returns:
+      The loss, shape ``(...)``.
+
+    Numerics: uses the stable :func:`~dlref.activations.log_softmax`. Logits
+    masked with ``-inf`` where the target is 0 contribute 0 (not ``0 * -inf =
+    NaN``) and get gradient 0; their derivative with respect to the target,
+    mathematically +inf, is set to 0. A masked true class gives loss +inf.
+    """
+    _check_pair("softmax_cross_entropy", logits=logits, targets=targets)
+    log_p = _masked_log_probs(log_softmax.autodiff(logits), targets)
+    return -jnp.sum(targets * log_p, axis=-1)
+
+
+def _softmax_cross_entropy_fwd(logits, targets):
+    loss = softmax_cross_entropy.autodiff(logits, targets)
+    return loss, (log_softmax.autodiff(logits), targets)
+
+
+def _softmax_cross_entropy_bwd(res, dy):
+    log_p, targets = res
+    dy = dy[..., None]
+    total = jnp.sum(targets, axis=-1, keepdims=True)
+    return dy * (jnp.exp(log_p) * total - targets), -dy * _masked_log_probs(log_p, targets)
+
+
+softmax_cross_entropy.defvjp(_softmax_cross_entropy_fwd, _softmax_cross_entropy_bwd)
+
+
+# --- softmax cross-entropy with integer labels -------------------------------
+
+
+@op
+def softmax_cross_entropy_with_integer_labels(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Cross-entropy of ``softmax(logits)`` against integer labels, per example.
+
+    ``loss = -log_softmax(z)[y] = logsumexp(z) - z[y]``.
+
+    Derivative (fused): ``dz = (softmax(z) - one_hot(y)) * dy``; labels get no
+    gradient.
+
+    Args:
+      logits: raw class scores, floating, shape ``(..., C)``.
+      labels: integer class labels in [0, C), shape ``(...)``.
+
+    Returns:
+      The loss, shape ``(...)``.
+
+    Numerics: the stable :func:`~dlref.activations.log_softmax`; masked
+    ``-inf`` logits get gradient 0. Labels outside [0, C) raise when concrete;
+    under ``jit`` they give a NaN loss.
+    """
+    _check_labels("softmax_cross_entropy_with_integer_labels", logits, labels)
+    log_p = log_softmax.autodiff(logits)
+    picked = jnp.take_along_axis(log_p, labels[..., None], axis=-1, mode="fill")
+    return -picked[..., 0]
+
+
+def _sce_labels_fwd(logits, labels):
+    loss = softmax_cross_entropy_with_integer_labels.autodiff(logits, labels)
+    return loss, (log_softmax.autodiff(logits), labels)
+
+
+def _sce_labels_bwd(res, dy):
+    log_p, labels = res
+    return dy[..., None] * (jnp.exp(log_p) - _one_hot(labels, log_p)), None
+
+
+softmax_cross_entropy_with_integer_labels.defvjp(_sce_labels_fwd, _sce_labels_bwd)

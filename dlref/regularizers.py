@@ -1,0 +1,137 @@
+"""L1 and L2 penalties over any pytree of parameters, and the L1 proximal step.
+
+Conventions: ``l1(w) = sum |w|`` and ``l2(w) = 0.5 * sum w**2`` (so that the
+gradient of ``l2`` is ``w`` itself, as optax's weight decay assumes). Scale by
+your penalty strength: ``loss + lam * l2(params)``.
+
+L1 gives sparse models and L2 does not, but a plain (sub)gradient step on L1
+almost never lands on exactly 0: it oscillates around it. The proximal step
+:func:`l1_prox` (soft-thresholding) does give exact zeros.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from dlref import _checks
+from dlref._op import op
+
+__all__ = ["l1", "l2", "l1_prox"]
+
+PyTree = Any
+
+
+def _leaves(fn: str, params: PyTree) -> list[jax.Array]:
+    leaves = jax.tree_util.tree_leaves(params)
+    _checks.floating(fn, **{f"params leaf {i}": leaf for i, leaf in enumerate(leaves)})
+    return leaves
+
+
+def _total(leaves: list[jax.Array], per_leaf) -> jax.Array:
+    """Sum of ``per_leaf(leaf)`` over leaves, in the widest leaf dtype."""
+    if not leaves:
+        return jnp.zeros(())
+    dtype = leaves[0].dtype
+    for leaf in leaves[1:]:
+        dtype = jnp.promote_types(dtype, leaf.dtype)
+    return sum(jnp.sum(per_leaf(leaf)).astype(dtype) for leaf in leaves)
+
+
+@op
+def l1(params: PyTree) -> jax.Array:
+    """L1 penalty: ``l1(w) = sum |w|`` over every leaf of a pytree.
+
+    Derivative: ``dw = sign(w) * dy``, with the subgradient 0 at w = 0 (the one
+    of smallest norm; ``jnp.abs`` would give +1 under autodiff).
+
+    Args:
+      params: a pytree of floating arrays (a dict, a NamedTuple of layers...).
+
+    Returns:
+      A scalar, in the widest dtype among the leaves.
+    """
+    return _total(_leaves("l1", params), lambda w: jnp.sign(w) * w)
+
+
+def _l1_fwd(params):
+    return l1.autodiff(params), (jax.tree.map(jnp.sign, params),)
+
+
+def _l1_bwd(res, dy):
+    (signs,) = res
+    return (jax.tree.map(lambda s: dy.astype(s.dtype) * s, signs),)
+
+
+l1.defvjp(_l1_fwd, _l1_bwd)
+
+
+@op
+def l2(params: PyTree) -> jax.Array:
+    """L2 penalty: ``l2(w) = 0.5 * sum w**2`` over every leaf of a pytree.
+
+    The 1/2 makes the derivative the weights themselves: ``dw = w * dy``; so
+    ``lam * l2`` adds ``lam * w`` to the gradient (optax's ``add_decayed_weights``).
+    Twice this is the squared Euclidean norm.
+
+    Args:
+      params: a pytree of floating arrays.
+
+    Returns:
+      A scalar, in the widest dtype among the leaves.
+    """
+    return 0.5 * _total(_leaves("l2", params), lambda w: w * w)
+
+
+def _l2_fwd(params):
+    return l2.autodiff(params), (params,)
+
+
+def _l2_bwd(res, dy):
+    (params,) = res
+    return (jax.tree.map(lambda w: dy.astype(w.dtype) * w, params),)
+
+
+l2.defvjp(_l2_fwd, _l2_bwd)
+
+
+@op
+def l1_prox(params: PyTree, *, threshold: float) -> PyTree:
+    """Proximal step of the L1 penalty (soft-thresholding), leaf by leaf.
+
+    ``prox(w) = argmin_v 0.5 * (v - w)**2 + threshold * |v|
+              = sign(w) * max(|w| - threshold, 0)``:
+    weights within ``threshold`` of 0 become exactly 0, the rest shrink toward 0
+    by ``threshold``. One step of proximal gradient descent on
+    ``loss + lam * l1(w)`` with learning rate ``lr`` is
+    ``l1_prox(w - lr * grad(loss), threshold=lr * lam)``.
+
+    Derivative: ``dw = dy`` where ``|w| > threshold``, else 0 (0 at exactly the
+    threshold).
+
+    Args:
+      params: a pytree of floating arrays.
+      threshold: a non-negative number.
+
+    Returns:
+      A pytree like ``params``.
+    """
+    _leaves("l1_prox", params)
+    _checks.in_interval("l1_prox", "threshold", threshold, 0, float("inf"))
+    t = threshold
+    return jax.tree.map(lambda w: jnp.where(w > t, w - t, jnp.where(w < -t, w + t, 0)), params)
+
+
+def _l1_prox_fwd(params, *, threshold):
+    kept = jax.tree.map(lambda w: jnp.abs(w) > threshold, params)
+    return l1_prox.autodiff(params, threshold=threshold), (kept,)
+
+
+def _l1_prox_bwd(res, dy):
+    (kept,) = res
+    return (jax.tree.map(lambda k, d: jnp.where(k, d, 0), kept, dy),)
+
+
+l1_prox.defvjp(_l1_prox_fwd, _l1_prox_bwd)
