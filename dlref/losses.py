@@ -63,7 +63,7 @@ def _clip_probs(p, low, high):
 
 def _one_hot(labels, like):
     """One-hot of integer ``labels`` with the class axis and dtype of ``like``."""
-    classes = jnp.arange(like.shape[-1], dtype=labels.dtype)
+    classes = jnp.arange(like.shape[-1], dtype=labels.dtype).reshape((1,) * labels.ndim + (-1,))
     return (labels[..., None] == classes).astype(like.dtype)
 
 
