@@ -36,15 +36,16 @@ def assert_close(actual, expected, rtol, what=""):
     return result
 
 
+def tree_vdot(a, b):
+    """Inner product of two pytrees of one structure."""
+    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
 def cotangent_loss(fn, cotangent):
     """``args -> sum(cotangent * fn(args))``: a scalar loss with a fixed random
     upstream gradient (an all-ones one hides errors that cancel in a sum)."""
 
-    def loss(*args):
-        out = fn(*args)
-        return sum(jnp.sum(c * o) for c, o in zip(jax.tree.leaves(cotangent), jax.tree.leaves(out)))
-
-    return loss
+    return lambda *args: tree_vdot(cotangent, fn(*args))
 
 
 def random_cotangent(key, fn, args):

@@ -25,6 +25,7 @@ from helpers import (
     assert_close,
     cotangent_loss,
     random_cotangent,
+    tree_vdot,
 )
 from hypothesis import given
 
@@ -247,6 +248,6 @@ def test_forward_mode_through_autodiff(spec, key):
     ct = random_cotangent(key, spec.manual, args)
     # <ct, J t> from forward mode equals <J^T ct, t> from the hand-written backward.
     _, vjp = jax.vjp(restrict(spec.manual, args, spec.diff_argnums), *diff_args(spec, args))
-    lhs = sum(jnp.vdot(c, j) for c, j in zip(jax.tree.leaves(ct), jax.tree.leaves(jvp_out)))
-    rhs = sum(jnp.vdot(g, t) for g, t in zip(jax.tree.leaves(vjp(ct)), jax.tree.leaves(tangents)))
-    np.testing.assert_allclose(lhs, rhs, rtol=BACKWARD_RTOL)
+    np.testing.assert_allclose(
+        tree_vdot(ct, jvp_out), tree_vdot(vjp(ct), tangents), rtol=BACKWARD_RTOL
+    )
