@@ -69,7 +69,7 @@ def compare(actual: PyTree, expected: PyTree) -> Comparison:
         same_inf = np.isinf(a) & (a == e)
         if np.any(np.isinf(a) & ~same_inf):
             return Comparison(float("inf"), float("inf"), False)
-        diff = np.where(same_inf, 0.0, np.abs(a - e))
+        diff = np.abs(np.where(same_inf, 0.0, a) - np.where(same_inf, 0.0, e))
         worst = float(diff.max(initial=0.0))
         scale = float(np.abs(np.where(same_inf, 0.0, e)).max(initial=0.0))
         max_abs = max(max_abs, worst)

@@ -34,9 +34,8 @@ def _total(leaves: list[jax.Array], per_leaf) -> jax.Array:
     """Sum of ``per_leaf(leaf)`` over leaves, in the widest leaf dtype."""
     if not leaves:
         return jnp.zeros(())
-    dtype = leaves[0].dtype
-    for leaf in leaves[1:]:
-        dtype = jnp.promote_types(dtype, leaf.dtype)
+    with jax.numpy_dtype_promotion("standard"):  # an explicit choice, allowed in strict mode
+        dtype = jnp.result_type(*leaves)
     return sum(jnp.sum(per_leaf(leaf)).astype(dtype) for leaf in leaves)
 
 
@@ -72,7 +71,7 @@ l1.defvjp(_l1_fwd, _l1_bwd)
 def l2(params: PyTree) -> jax.Array:
     """L2 penalty: ``l2(w) = 0.5 * sum w**2`` over every leaf of a pytree.
 
-    The 1/2 makes the derivative the weights themselves: ``dw = w * dy``; so
+    Derivative: ``dw = w * dy``: the 1/2 makes it the weights themselves, so
     ``lam * l2`` adds ``lam * w`` to the gradient (optax's ``add_decayed_weights``).
     Twice this is the squared Euclidean norm.
 
