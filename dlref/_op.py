@@ -28,6 +28,13 @@ Contract of the pair (``jax.custom_vjp``'s, extended to keyword arguments):
 - ``bwd(res, dy, **hyper)`` returns one cotangent per positional input (``None``
   for an integer input). It may declare any of the forward's keyword-only,
   non-array hyperparameters (``axis``, ``eps``...) and receives those it declares.
+- Residuals are the forward's inputs and outputs, and per-example reductions;
+  elementwise intermediates are recomputed in the backward from the same
+  subexpressions (XLA then shares or refuses them as the device suits), and the
+  formula is written ``dy * (local derivative)``. Both rules come from measuring:
+  a stored intermediate costs a write and a read of a full array, and
+  ``(dy * y) * (1 - y)`` lets XLA merge ``dy * y`` with the loss's own product
+  and store it.
 - Keyword-only arguments that are arrays (a PRNG ``key``, sample weights) are
   passed through as non-differentiable inputs; the others are static and must be
   hashable.

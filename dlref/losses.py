@@ -21,7 +21,14 @@ import jax.numpy as jnp
 
 from dlref import _checks
 from dlref._op import op
-from dlref.activations import _neg_abs, log_softmax, sigmoid
+from dlref.activations import (
+    _abs,
+    _exp_sum,
+    _log_normalizer,
+    _neg_abs,
+    _sigmoid_from_exp,
+    _sign,
+)
 
 __all__ = [
     "mse",
@@ -90,12 +97,12 @@ def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
 
 
 def _mse_fwd(pred, target):
-    return mse.autodiff(pred, target), (pred - target,)
+    return mse.autodiff(pred, target), (pred, target)
 
 
 def _mse_bwd(res, dy):
-    (r,) = res
-    dpred = dy[..., None] * (2 / r.shape[-1]) * r
+    pred, target = res
+    dpred = dy[..., None] * ((2 / pred.shape[-1]) * (pred - target))
     return dpred, -dpred
 
 
@@ -122,16 +129,16 @@ def mae(pred: jax.Array, target: jax.Array) -> jax.Array:
     """
     _check_pair("mae", pred=pred, target=target)
     r = pred - target
-    return jnp.mean(jnp.sign(r) * r, axis=-1)  # |r|, with derivative sign(r): 0 at 0
+    return jnp.mean(_abs(r), axis=-1)  # derivative sign(r), 0 at 0
 
 
 def _mae_fwd(pred, target):
-    return mae.autodiff(pred, target), (jnp.sign(pred - target),)
+    return mae.autodiff(pred, target), (pred, target)
 
 
 def _mae_bwd(res, dy):
-    (s,) = res
-    dpred = dy[..., None] * s / s.shape[-1]
+    pred, target = res
+    dpred = dy[..., None] * (_sign(pred - target) / pred.shape[-1])
     return dpred, -dpred
 
 
@@ -172,13 +179,12 @@ def hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:
 
 
 def _hinge_fwd(scores, labels):
-    active = 1 - labels * scores > 0
-    return hinge.autodiff(scores, labels), (scores, labels, active)
+    return hinge.autodiff(scores, labels), (scores, labels)
 
 
 def _hinge_bwd(res, dy):
-    scores, labels, active = res
-    g = jnp.where(active, -dy[..., None] / scores.shape[-1], 0)
+    scores, labels = res
+    g = jnp.where(1 - labels * scores > 0, -dy[..., None] / scores.shape[-1], 0)
     return g * labels, g * scores
 
 
@@ -188,13 +194,14 @@ hinge.defvjp(_hinge_fwd, _hinge_bwd)
 # --- multiclass_hinge ----------------------------------------------------------
 
 
-def _multiclass_margin(scores, labels):
-    """``1 + max_{j != y} s_j - s_y`` and the one-hot of the rival j (first on ties)."""
+def _multiclass_parts(scores, labels):
+    """The true class's one-hot, the scores with it masked out, the strongest
+    rival's score and the margin."""
     own = _one_hot(labels, scores)
-    rival = jnp.argmax(jnp.where(own > 0, -jnp.inf, scores), axis=-1)
-    rival_hot = _one_hot(rival, scores)
-    margin = 1 + jnp.sum(rival_hot * scores, axis=-1) - jnp.sum(own * scores, axis=-1)
-    return margin, rival_hot - own
+    rivals = jnp.where(own > 0, -jnp.inf, scores)
+    rival = jnp.max(rivals, axis=-1)
+    margin = 1 + rival - jnp.sum(own * scores, axis=-1)
+    return own, rivals, rival, margin
 
 
 @op
@@ -203,12 +210,12 @@ def multiclass_hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:
 
     ``loss = max(0, 1 + max_{j != y} s_j - s_y)``, with ``y`` the true class:
     zero once the true class beats every other by a margin of 1 (the same value
-    as ``optax.losses.multiclass_hinge_loss``).
+    as ``optax.losses.multiclass_hinge_loss`` and, averaged over a batch,
+    ``sklearn.metrics.hinge_loss``).
 
     Derivative: where the margin is positive, +dy on the strongest rival class
-    and -dy on the true class; 0 elsewhere and at exactly the margin. Among tied
-    rivals the first (lowest index) takes the gradient (optax's autodiff of a max
-    splits it among them).
+    and -dy on the true class; 0 elsewhere and at exactly the margin. Rivals
+    tied for strongest share the +dy equally (as autodiff of ``jnp.max`` does).
 
     Args:
       scores: raw scores, floating, shape ``(..., C)`` with ``C >= 2``.
@@ -223,19 +230,22 @@ def multiclass_hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:
     _check_labels("multiclass_hinge", scores, labels)
     if scores.shape[-1] < 2:
         raise ValueError(f"multiclass_hinge: `scores` needs >= 2 classes; got shape {scores.shape}")
-    margin, _ = _multiclass_margin(scores, labels)
+    *_, margin = _multiclass_parts(scores, labels)
     return jnp.where(margin > 0, margin, 0)
 
 
 def _multiclass_hinge_fwd(scores, labels):
     loss = multiclass_hinge.autodiff(scores, labels)
-    _, direction = _multiclass_margin(scores, labels)
-    return loss, (jnp.where(loss[..., None] > 0, direction, 0),)  # d loss / d scores
+    return loss, (scores, labels)
 
 
 def _multiclass_hinge_bwd(res, dy):
-    (grad,) = res
-    return dy[..., None] * grad, None
+    scores, labels = res
+    own, rivals, rival, margin = _multiclass_parts(scores, labels)
+    strongest = (rivals == rival[..., None]).astype(scores.dtype)
+    share = strongest / jnp.sum(strongest, axis=-1, keepdims=True)
+    g = jnp.where(margin > 0, dy, 0)[..., None]
+    return g * (share - own), None
 
 
 multiclass_hinge.defvjp(_multiclass_hinge_fwd, _multiclass_hinge_bwd)
@@ -282,14 +292,14 @@ def binary_cross_entropy(probs: jax.Array, targets: jax.Array) -> jax.Array:
 
 
 def _binary_cross_entropy_fwd(probs, targets):
-    p = _clip_probs(probs, *_unit_bounds(probs))
-    return binary_cross_entropy.autodiff(probs, targets), (p, targets)
+    return binary_cross_entropy.autodiff(probs, targets), (probs, targets)
 
 
 def _binary_cross_entropy_bwd(res, dy):
-    p, targets = res
+    probs, targets = res
+    p = _clip_probs(probs, *_unit_bounds(probs))  # the forward's p, log p, log1p(-p)
     dy = dy[..., None]
-    return dy * (p - targets) / (p * (1 - p)), -dy * (jnp.log(p) - jnp.log1p(-p))
+    return dy * ((p - targets) / (p * (1 - p))), -dy * (jnp.log(p) - jnp.log1p(-p))
 
 
 binary_cross_entropy.defvjp(_binary_cross_entropy_fwd, _binary_cross_entropy_bwd)
@@ -331,7 +341,7 @@ def _bce_logits_fwd(logits, targets):
 def _bce_logits_bwd(res, dy):
     logits, targets = res
     dy = dy[..., None]
-    return dy * (sigmoid.autodiff(logits) - targets), -dy * logits
+    return dy * (_sigmoid_from_exp(logits) - targets), -dy * logits
 
 
 binary_cross_entropy_with_logits.defvjp(_bce_logits_fwd, _bce_logits_bwd)
@@ -368,14 +378,14 @@ def categorical_cross_entropy(probs: jax.Array, targets: jax.Array) -> jax.Array
 
 
 def _categorical_cross_entropy_fwd(probs, targets):
-    p = _clip_probs(probs, jnp.finfo(probs.dtype).eps, 1)
-    return categorical_cross_entropy.autodiff(probs, targets), (p, targets)
+    return categorical_cross_entropy.autodiff(probs, targets), (probs, targets)
 
 
 def _categorical_cross_entropy_bwd(res, dy):
-    p, targets = res
+    probs, targets = res
+    p = _clip_probs(probs, jnp.finfo(probs.dtype).eps, 1)  # the forward's p and log p
     dy = dy[..., None]
-    return -dy * targets / p, -dy * jnp.log(p)
+    return -dy * (targets / p), -dy * jnp.log(p)
 
 
 categorical_cross_entropy.defvjp(_categorical_cross_entropy_fwd, _categorical_cross_entropy_bwd)
@@ -384,7 +394,7 @@ categorical_cross_entropy.defvjp(_categorical_cross_entropy_fwd, _categorical_cr
 # --- softmax cross-entropy on logits -----------------------------------------
 
 
-def _masked_log_probs(log_p, targets):
+def _masked(log_p, targets):
     """log_p, with -inf (masked or underflowed) entries of zero target set to 0."""
     return jnp.where(jnp.isneginf(log_p) & (targets == 0), 0, log_p)
 
@@ -405,26 +415,33 @@ def softmax_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
     Returns:
       The loss, shape ``(...)``.
 
-    Numerics: uses the stable :func:`~dlref.activations.log_softmax`. Logits
-    masked with ``-inf`` where the target is 0 contribute 0 (not ``0 * -inf =
-    NaN``) and get gradient 0; their derivative with respect to the target,
-    mathematically +inf, is set to 0. A masked true class gives loss +inf.
+    Numerics: ``log_softmax(z) = (z - max) - log(sum(exp(z - max)))``, stable for
+    any finite logits. The backward keeps only the per-example max and log-sum
+    and recomputes ``softmax(z)`` from the logits, so no (batch, C) array of
+    log-probabilities is stored. Logits masked with ``-inf`` where the target is
+    0 contribute 0 (not ``0 * -inf = NaN``) and get gradient 0; their derivative
+    with respect to the target, mathematically +inf, is set to 0. A masked true
+    class gives loss +inf.
     """
     _check_pair("softmax_cross_entropy", logits=logits, targets=targets)
-    log_p = _masked_log_probs(log_softmax.autodiff(logits), targets)
+    top, log_sum = _log_normalizer(logits, -1)
+    log_p = _masked((logits - top) - log_sum, targets)
     return -jnp.sum(targets * log_p, axis=-1)
 
 
 def _softmax_cross_entropy_fwd(logits, targets):
     loss = softmax_cross_entropy.autodiff(logits, targets)
-    return loss, (log_softmax.autodiff(logits), targets)
+    top, _ = _log_normalizer(logits, -1)
+    return loss, (logits, targets, top, _exp_sum(logits, top, -1))
 
 
 def _softmax_cross_entropy_bwd(res, dy):
-    log_p, targets = res
+    logits, targets, top, exp_sum = res
+    probs = jnp.exp(logits - top) / exp_sum  # the forward's exponentials
+    log_p = _masked((logits - top) - jnp.log(exp_sum), targets)
     dy = dy[..., None]
     total = jnp.sum(targets, axis=-1, keepdims=True)
-    return dy * (jnp.exp(log_p) * total - targets), -dy * _masked_log_probs(log_p, targets)
+    return dy * (probs * total - targets), -dy * log_p
 
 
 softmax_cross_entropy.defvjp(_softmax_cross_entropy_fwd, _softmax_cross_entropy_bwd)
@@ -449,24 +466,28 @@ def softmax_cross_entropy_with_integer_labels(logits: jax.Array, labels: jax.Arr
     Returns:
       The loss, shape ``(...)``.
 
-    Numerics: the stable :func:`~dlref.activations.log_softmax`; masked
-    ``-inf`` logits get gradient 0. Labels outside [0, C) raise when concrete;
-    under ``jit`` they give a NaN loss.
+    Numerics: ``log(sum(exp(z - max))) - (z[y] - max)``, stable for any finite
+    logits; only the true class's log-probability is formed, and the backward
+    recomputes ``softmax(z)`` from the logits and the per-example max and
+    log-sum. Masked ``-inf`` logits get gradient 0. Labels outside [0, C) raise
+    when concrete; under ``jit`` they give a NaN loss.
     """
     _check_labels("softmax_cross_entropy_with_integer_labels", logits, labels)
-    log_p = log_softmax.autodiff(logits)
-    picked = jnp.take_along_axis(log_p, labels[..., None], axis=-1, mode="fill")
-    return -picked[..., 0]
+    top, log_sum = _log_normalizer(logits, -1)
+    picked = jnp.take_along_axis(logits, labels[..., None], axis=-1, mode="fill")
+    return (log_sum - (picked - top))[..., 0]
 
 
 def _sce_labels_fwd(logits, labels):
     loss = softmax_cross_entropy_with_integer_labels.autodiff(logits, labels)
-    return loss, (log_softmax.autodiff(logits), labels)
+    top, _ = _log_normalizer(logits, -1)
+    return loss, (logits, labels, top, _exp_sum(logits, top, -1))
 
 
 def _sce_labels_bwd(res, dy):
-    log_p, labels = res
-    return dy[..., None] * (jnp.exp(log_p) - _one_hot(labels, log_p)), None
+    logits, labels, top, exp_sum = res
+    probs = jnp.exp(logits - top) / exp_sum  # the forward's exponentials
+    return dy[..., None] * (probs - _one_hot(labels, logits)), None
 
 
 softmax_cross_entropy_with_integer_labels.defvjp(_sce_labels_fwd, _sce_labels_bwd)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 from dlref import _checks
 from dlref._op import op
+from dlref.activations import _abs, _sign
 
 __all__ = ["l1", "l2", "l1_prox"]
 
@@ -52,16 +53,16 @@ def l1(params: PyTree) -> jax.Array:
     Returns:
       A scalar, in the widest dtype among the leaves.
     """
-    return _total(_leaves("l1", params), lambda w: jnp.sign(w) * w)
+    return _total(_leaves("l1", params), _abs)  # derivative sign(w), 0 at 0
 
 
 def _l1_fwd(params):
-    return l1.autodiff(params), (jax.tree.map(jnp.sign, params),)
+    return l1.autodiff(params), (params,)
 
 
 def _l1_bwd(res, dy):
-    (signs,) = res
-    return (jax.tree.map(lambda s: dy.astype(s.dtype) * s, signs),)
+    (params,) = res
+    return (jax.tree.map(lambda w: dy.astype(w.dtype) * _sign(w), params),)
 
 
 l1.defvjp(_l1_fwd, _l1_bwd)
@@ -124,13 +125,13 @@ def l1_prox(params: PyTree, *, threshold: float) -> PyTree:
 
 
 def _l1_prox_fwd(params, *, threshold):
-    kept = jax.tree.map(lambda w: jnp.abs(w) > threshold, params)
-    return l1_prox.autodiff(params, threshold=threshold), (kept,)
+    return l1_prox.autodiff(params, threshold=threshold), (params,)
 
 
-def _l1_prox_bwd(res, dy):
-    (kept,) = res
-    return (jax.tree.map(lambda k, d: jnp.where(k, d, 0), kept, dy),)
+def _l1_prox_bwd(res, dy, *, threshold):
+    (params,) = res
+    t = threshold  # the forward's comparisons, shared by XLA
+    return (jax.tree.map(lambda w, d: jnp.where(w > t, d, jnp.where(w < -t, d, 0)), params, dy),)
 
 
 l1_prox.defvjp(_l1_prox_fwd, _l1_prox_bwd)

@@ -133,11 +133,19 @@ def test_multiclass_hinge_matches_sklearn(scores, labels):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_multiclass_hinge_ties_go_to_first_rival(variant):
+def test_multiclass_hinge_tied_rivals_share_the_gradient(variant):
     f = VARIANTS[variant](losses.multiclass_hinge)
     scores = jnp.asarray([0.0, 2.0, 2.0, -1.0], f64)  # rivals 1 and 2 tie; true class 0
     grad = jax.grad(lambda s: f(s, jnp.asarray(0)))(scores)
-    np.testing.assert_array_equal(grad, [-1.0, 1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(grad, [-1.0, 0.5, 0.5, 0.0])
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_multiclass_hinge_gradient_zero_at_margin(variant):
+    f = VARIANTS[variant](losses.multiclass_hinge)
+    scores = jnp.asarray([3.0, 2.0, 1.0], f64)  # margin 1 + 2 - 3 = 0 exactly
+    assert f(scores, jnp.asarray(0)) == 0
+    np.testing.assert_array_equal(jax.grad(lambda s: f(s, jnp.asarray(0)))(scores), 0)
 
 
 @pytest.mark.parametrize(

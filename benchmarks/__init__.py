@@ -1,0 +1,1 @@
+"""dlref benchmarks: run with ``python -m benchmarks``."""
