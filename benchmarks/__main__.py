@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="interleaved samples per variant")
     parser.add_argument("--out", default="benchmarks/results", help="folder for JSON, MD and PNG")
     parser.add_argument("--no-chart", action="store_true")
+    parser.add_argument(
+        "--readme", action="store_true", help="put the table in README.md's block for this platform"
+    )
     args = parser.parse_args(argv)
 
     settings = dict(MODES[args.mode])
@@ -136,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     kind = re.sub(r"[^a-z0-9]+", "-", meta["device"]["device_kind"].lower()).strip("-")
     stem = f"{meta['device']['platform']}-{kind}-{args.mode}"
     report.write_json(out / f"{stem}.json", meta, rows)
-    (out / f"{stem}.md").write_text(report.markdown(rows, meta))
+    table_md = report.markdown(rows, meta)
+    (out / f"{stem}.md").write_text(table_md)
+    if args.readme:
+        report.update_readme(pathlib.Path("README.md"), meta["device"]["platform"], stem, table_md)
     if timed and not args.no_chart:
         report.chart(out / f"{stem}.png", rows, f"dlref on {meta['device']['device_kind']}")
     chart_note = "" if not timed or args.no_chart else ", .png"

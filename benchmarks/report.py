@@ -204,3 +204,16 @@ def chart(path: pathlib.Path, rows: list[dict], title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def update_readme(readme: pathlib.Path, platform: str, stem: str, table_md: str) -> None:
+    """Replace the block between ``<!-- results:<platform> -->`` and
+    ``<!-- /results:<platform> -->`` with this run's table and chart."""
+    start, end = f"<!-- results:{platform} -->", f"<!-- /results:{platform} -->"
+    text = readme.read_text()
+    if start not in text:
+        raise SystemExit(f"{readme} has no {start} marker")
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1] if end in rest else rest
+    chart_line = f"![ratios](benchmarks/results/{stem}.png)\n\n"
+    readme.write_text(f"{before}{start}\n{table_md}\n{chart_line}{end}{after}")

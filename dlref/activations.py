@@ -267,7 +267,7 @@ def log_softmax(x: jax.Array, *, axis: int = -1) -> jax.Array:
     """Log-softmax along ``axis``: ``log_softmax(x)_i = x_i - log(sum_j exp(x_j))``.
 
     Derivative (vector-Jacobian product): ``dx = dy - softmax(x) * sum(dy)``, the
-    sum along ``axis``, with ``softmax(x) = exp(y)``.
+    sum along ``axis``; softmax is formed from the forward's exponentials.
 
     Args:
       x: floating array with at least one axis.
@@ -289,13 +289,14 @@ def log_softmax(x: jax.Array, *, axis: int = -1) -> jax.Array:
 
 
 def _log_softmax_fwd(x, *, axis=-1):
-    y = log_softmax.autodiff(x, axis=axis)
-    return y, (y,)
+    top, _ = _log_normalizer(x, axis)
+    return log_softmax.autodiff(x, axis=axis), (x, top, _exp_sum(x, top, axis))
 
 
 def _log_softmax_bwd(res, dy, *, axis=-1):
-    (y,) = res
-    return (dy - jnp.exp(y) * jnp.sum(dy, axis=axis, keepdims=True),)
+    x, top, exp_sum = res
+    probs = jnp.exp(x - top) / exp_sum  # the forward's exponentials
+    return (dy - probs * jnp.sum(dy, axis=axis, keepdims=True),)
 
 
 log_softmax.defvjp(_log_softmax_fwd, _log_softmax_bwd)
