@@ -9,10 +9,20 @@ forward left to JAX's autodiff (for forward mode: ``jax.jvp``, ``jax.hessian``).
 variants, example inputs, peer implementation), which tests and benchmarks use.
 """
 
-from dlref import activations, gradcheck, losses, regularizers
+from dlref import activations, gradcheck, losses, metrics, regularizers
 from dlref._op import is_op, op
 from dlref._registry import OPS, OpSpec
 
 __version__ = "0.1.0"
 
-__all__ = ["OPS", "OpSpec", "activations", "gradcheck", "is_op", "losses", "op", "regularizers"]
+__all__ = [
+    "OPS",
+    "OpSpec",
+    "activations",
+    "gradcheck",
+    "is_op",
+    "losses",
+    "metrics",
+    "op",
+    "regularizers",
+]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -18,10 +19,15 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from dlref import _peers
 from dlref import activations as act
+from dlref import layers as lay
 from dlref import losses as los
+from dlref import networks as net
+from dlref import recurrent as rec
 from dlref import regularizers as reg
 
 PyTree = Any
@@ -32,9 +38,10 @@ Size = tuple[int, ...]
 class Arg:
     """One array input: its domain (what valid values are) and shape.
 
-    Domains: ``real`` (any finite float), ``unit`` (probabilities in [0, 1]),
-    ``simplex`` (distributions over the last axis), ``sign`` (-1 or +1),
-    ``positive`` (> 0), ``label`` (integers in [0, classes)).
+    Domains: ``real`` (any finite float), ``weight`` (any finite float, drawn
+    with variance 1 / fan-in, the first axis), ``unit`` (probabilities in
+    [0, 1]), ``simplex`` (distributions over the last axis), ``sign`` (-1 or
+    +1), ``positive`` (> 0), ``label`` (integers in [0, classes)).
     """
 
     domain: str
@@ -51,6 +58,8 @@ def draw(arg: Arg, key: jax.Array, dtype: Any) -> jax.Array:
     shape = arg.shape
     if arg.domain == "real":
         return jax.random.normal(key, shape, dtype)
+    if arg.domain == "weight":
+        return jax.random.normal(key, shape, dtype) * shape[0] ** -0.5
     if arg.domain == "unit":
         return jax.random.uniform(key, shape, dtype, 0.05, 0.95)
     if arg.domain == "positive":
@@ -85,6 +94,8 @@ class OpSpec:
         it to keep float16 results representable.
       flops: size -> floating-point operations of forward plus backward, when
         they matter for a roofline (matrix products); None for elementwise ops.
+      loss_output: the part of the output a training loss reads (batch norm's
+        new running statistics are carried, not differentiated); None: all.
     """
 
     name: str
@@ -96,6 +107,7 @@ class OpSpec:
     peer_name: str = ""
     degree: int = 1
     flops: Callable[[Size], int] | None = None
+    loss_output: Callable[[Any], Any] | None = None
 
     @property
     def module(self) -> str:
@@ -261,6 +273,191 @@ _ENTRIES = [
         degree=2,
     ),
     _entry("l1_prox", reg.l1_prox, _params, kwargs={"threshold": 0.5}),
+    _entry("soft_f1", los.soft_f1, _pair("unit", "unit")),
 ]
 
-OPS: Mapping[str, OpSpec] = MappingProxyType({spec.name: spec for spec in _ENTRIES})
+
+# --- layers, recurrent networks and the MLP --------------------------------------
+
+
+def _dense_args(size: Size) -> tuple:
+    batch, d_in, d_out = size
+    return (Arg("real", (batch, d_in)), Arg("weight", (d_in, d_out)), Arg("real", (d_out,)))
+
+
+def _batch_norm_args(size: Size) -> tuple:
+    features = size[-1:]
+    state = lay.BatchNormState(Arg("real", features), Arg("positive", features))
+    return (Arg("real", size), Arg("positive", features), Arg("real", features), state)
+
+
+_PARAMS = {"rnn": (rec.RNNParams, 1), "lstm": (rec.LSTMParams, 4), "gru": (rec.GRUParams, 3)}
+
+
+def _recurrent_args(kind: str, time: bool):
+    """``(x or xs, state, params)`` for sizes ``(batch, d_in, hidden)``, with
+    ``time`` first for a sequence."""
+    cls, gates = _PARAMS[kind]
+
+    def signature(size: Size) -> tuple:
+        steps, (batch, d_in, hidden) = (size[0], size[1:]) if time else (None, size)
+        x = Arg("real", (steps, batch, d_in) if time else (batch, d_in))
+        h = Arg("real", (batch, hidden))
+        state = rec.LSTMState(h, h) if kind == "lstm" else h
+        biases = [Arg("real", (gates * hidden,))] * (len(cls._fields) - 2)
+        params = cls(
+            Arg("weight", (d_in, gates * hidden)), Arg("weight", (hidden, gates * hidden)), *biases
+        )
+        return (x, state, params)
+
+    return signature
+
+
+def _recurrent_flops(gates: int, time: bool):
+    """Forward plus backward: three matrix products of each weight per step."""
+
+    def flops(size: Size) -> int:
+        steps, (batch, d_in, hidden) = (size[0], size[1:]) if time else (1, size)
+        return 6 * steps * batch * (d_in + hidden) * gates * hidden
+
+    return flops
+
+
+def _mlp_layers(size: Size) -> list[int]:
+    _, d_in, width, depth, d_out = size
+    return [d_in] + [width] * depth + [d_out]
+
+
+def _mlp_args(with_labels: bool):
+    def signature(size: Size) -> tuple:
+        sizes = _mlp_layers(size)
+        params = [(Arg("weight", (a, b)), Arg("real", (b,))) for a, b in itertools.pairwise(sizes)]
+        x = Arg("real", (size[0], sizes[0]))
+        labels = Arg("label", (size[0],), classes=sizes[-1])
+        return (params, x, labels) if with_labels else (params, x)
+
+    return signature
+
+
+def _mlp_flops(size: Size) -> int:
+    sizes = _mlp_layers(size)
+    return 6 * size[0] * sum(a * b for a, b in itertools.pairwise(sizes))
+
+
+_CELL_SIZES = {
+    "test": (3, 4, 6),
+    "quick": [(256, 256, 256), (1024, 512, 512)],
+    "full": [(4096, 1024, 1024), (8192, 2048, 2048)],
+}
+_SEQUENCE_SIZES = {
+    "test": (5, 3, 4, 6),
+    "quick": [(32, 16, 64, 128), (128, 32, 128, 256)],
+    "full": [(128, 64, 512, 512), (256, 128, 1024, 1024)],
+}
+_MLP_SIZES = {
+    "test": (4, 5, 6, 2, 3),
+    "quick": [(256, 784, 256, 2, 10), (1024, 784, 1024, 2, 10)],
+    "full": [(8192, 784, 2048, 4, 10), (16384, 1024, 4096, 4, 1000)],
+}
+
+
+def _recurrent_entries() -> list[OpSpec]:
+    entries = []
+    for kind, (_, gates) in _PARAMS.items():
+        cell, seq = getattr(rec, f"{kind}_cell"), getattr(rec, kind)
+        entries.append(
+            _entry(
+                f"{kind}_cell",
+                cell,
+                _recurrent_args(kind, time=False),
+                sizes=_CELL_SIZES,
+                peer=_peers.cell(kind),
+                peer_name=f"flax linen {cell.__name__}",
+                degree=2,
+                flops=_recurrent_flops(gates, time=False),
+            )
+        )
+        entries.append(
+            _entry(
+                kind,
+                seq,
+                _recurrent_args(kind, time=True),
+                sizes=_SEQUENCE_SIZES,
+                peer=_peers.sequence(kind),
+                peer_name="flax linen nn.RNN",
+                degree=2,
+                flops=_recurrent_flops(gates, time=True),
+            )
+        )
+    return entries
+
+
+_LAYER_ENTRIES = [
+    _entry(
+        "dense",
+        lay.dense,
+        _dense_args,
+        sizes={
+            "test": (3, 4, 5),
+            "quick": [(256, 512, 512), (2048, 1024, 1024)],
+            "full": [(4096, 4096, 4096), (8192, 8192, 8192)],
+        },
+        peer=_peers.dense,
+        peer_name="flax linen Dense",
+        degree=2,
+        flops=lambda s: 6 * s[0] * s[1] * s[2],
+    ),
+    _entry(
+        "dropout",
+        lay.dropout,
+        _elementwise,
+        kwargs={"rate": 0.3, "key": np.array([0, 42], np.uint32)},
+    ),
+    _entry(
+        "batch_norm",
+        lay.batch_norm,
+        _batch_norm_args,
+        kwargs={"training": True},
+        peer=_peers.batch_norm(training=True),
+        peer_name="flax linen BatchNorm",
+        degree=2,
+        loss_output=lambda out: out[0],
+    ),
+    _entry(
+        "batch_norm_eval",
+        lay.batch_norm,
+        _batch_norm_args,
+        kwargs={"training": False},
+        peer=_peers.batch_norm(training=False),
+        peer_name="flax linen BatchNorm",
+        degree=2,
+        loss_output=lambda out: out[0],
+    ),
+    *_recurrent_entries(),
+    _entry(
+        "mlp",
+        net.mlp,
+        _mlp_args(with_labels=False),
+        sizes=_MLP_SIZES,
+        kwargs={"activation": "relu"},
+        peer=_peers.mlp(activation="relu"),
+        peer_name="flax linen Dense x L",
+        degree=4,
+        flops=_mlp_flops,
+    ),
+    _entry(
+        "mlp_loss",
+        net.mlp_loss,
+        _mlp_args(with_labels=True),
+        sizes=_MLP_SIZES,
+        kwargs={"activation": "tanh"},
+        peer=_peers.mlp_loss(activation="tanh"),
+        peer_name="flax linen Dense x L + optax",
+        degree=4,
+        flops=_mlp_flops,
+    ),
+]
+
+OPS: Mapping[str, OpSpec] = MappingProxyType(
+    {spec.name: spec for spec in _ENTRIES + _LAYER_ENTRIES}
+)

@@ -40,6 +40,7 @@ __all__ = [
     "categorical_cross_entropy",
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
+    "soft_f1",
 ]
 
 
@@ -491,3 +492,110 @@ def _sce_labels_bwd(res, dy):
 
 
 softmax_cross_entropy_with_integer_labels.defvjp(_sce_labels_fwd, _sce_labels_bwd)
+
+
+# --- soft F1 -------------------------------------------------------------------
+
+
+def _soft_counts(probs, targets):
+    """The soft counts of each example, scaled by its largest entry ``c``.
+
+    Returns ``c`` (shape ``(..., 1)``, held constant), the scaled inputs
+    ``p = probs / c`` and ``t = targets / c``, ``tp = sum(p * t)`` and
+    ``s = sum(p + t)`` over the last axis: the soft TP is ``c**2 * tp`` and
+    ``sum(probs) + sum(targets) = c * s``, so soft F1 = ``2 * c * tp / s``. An
+    example whose entries are all below the dtype's smallest normal number
+    (zeros or subnormals, which CPUs may flush to zero) gets ``c = 1`` and
+    ``s = 0``; any other has ``s >= 1`` (its largest entry scales to 1).
+    """
+    tiny = jnp.finfo(probs.dtype).tiny
+    top = jnp.maximum(
+        jnp.max(probs, axis=-1, keepdims=True, initial=0),
+        jnp.max(targets, axis=-1, keepdims=True, initial=0),
+    )
+    nonzero = top >= tiny
+    c = jax.lax.stop_gradient(jnp.where(nonzero, top, 1))
+    p, t = probs / c, targets / c
+    tp = jnp.sum(p * t, axis=-1)
+    s = jnp.where(nonzero[..., 0], jnp.sum(p + t, axis=-1), 0)
+    return c, p, t, tp, s
+
+
+def _safe(s):
+    """``s`` with its zeros (all-zero examples) replaced by 1."""
+    return jnp.where(s > 0, s, 1)
+
+
+@op
+def soft_f1(probs: jax.Array, targets: jax.Array) -> jax.Array:
+    """Soft F1 loss per example: ``1 - 2 * sum(p * t) / (sum(p) + sum(t))`` over the last axis.
+
+    F1 = 2 TP / (2 TP + FP + FN) counts thresholded predictions: as a function
+    of the model's scores it is piecewise constant (its gradient is 0 almost
+    everywhere, and undefined where a prediction crosses the threshold), so it
+    cannot be trained on (see :func:`dlref.metrics.f1_score`, the metric). Soft
+    F1 replaces the counts by soft counts from probabilities: TP = sum(p t),
+    predicted positives sum(p), actual positives sum(t) (the expected counts
+    if each prediction were drawn from Bernoulli(p); soft F1 is the ratio of
+    those expectations, not the expected F1), and is smooth in p. At 0/1
+    probabilities the soft counts are the counts and ``soft_f1 = 1 - F1``
+    exactly (with ``zero_division=0``, scikit-learn's default); in between it
+    is a smooth surrogate, and with 0/1 targets its gradient raises p where
+    t = 1 and lowers it where t = 0.
+
+    The last axis holds the predictions one F1 is computed over: for binary
+    classification, the examples of a batch (pass shape ``(batch,)``, or
+    ``(..., batch)``); for multi-label classification, one example's labels.
+    Leading axes are independent and never reduced.
+
+    Derivative: with ``S = sum(p) + sum(t)`` and ``f = 2 sum(p t) / S``,
+    ``dp = (f - 2 t) / S * dy`` and ``dt = (f - 2 p) / S * dy``; for inputs
+    in [0, 1] both are at most ``2 |dy|`` (``f / S <= 1/2`` and ``t <= S``), and
+    ``dp <= 0`` where t = 1, ``dp >= 0`` where t = 0 (for ``dy > 0``).
+
+    Args:
+      probs: predicted probabilities in [0, 1], floating, shape ``(..., n)``.
+      targets: targets in [0, 1] (0/1 labels or soft), the shape and dtype of
+        ``probs``.
+
+    Returns:
+      The loss ``1 - soft F1``, in [0, 1], shape ``(...)``; 0 exactly when
+      ``probs == targets`` is 0/1 with at least one 1.
+
+    Numerics: ``S = 0`` (an all-zero example: nothing predicted, nothing
+    true) gives loss 1 and gradient 0. Loss 1 is the continuous extension
+    (soft F1 <= max(p, t) tends to 0 as every entry does) and 1 - F1 with
+    ``zero_division=0``; the gradient, whose limit depends on the direction,
+    is set to 0. An example whose entries are all subnormal counts as all-zero.
+    Both soft counts are computed on the inputs divided by the example's
+    largest entry (held constant, as softmax's max), which leaves the ratio
+    unchanged and keeps the scaled ``S >= 1``: neither the backward nor
+    autodiff of this forward (whose ``1 / S**2`` overflows for tiny S) then
+    divides by a tiny number. A consequence of F1 itself: an example with no
+    positive target has loss 1 whatever its predictions (F1 = 0) and no
+    gradient for ``probs``, so false positives there are not pushed down;
+    compute the loss over a batch axis when that matters.
+    """
+    _check_pair("soft_f1", probs=probs, targets=targets)
+    c, _, _, tp, s = _soft_counts(probs, targets)
+    return 1 - jnp.where(s > 0, 2 * c[..., 0] * tp / _safe(s), 0)
+
+
+def _soft_f1_fwd(probs, targets):
+    loss = soft_f1.autodiff(probs, targets)
+    c, _, _, tp, s = _soft_counts(probs, targets)
+    return loss, (probs, targets, c, tp, s)
+
+
+def _soft_f1_bwd(res, dy):
+    probs, targets, c, tp, s = res
+    p, t = probs / c, targets / c  # the forward's scaled inputs
+    # In the scaled counts f = 2 c tp / s and S = c s, so
+    # dp = (f - 2 targets) / S * dy = 2 (tp / s - t) / s * dy: c cancels, and s >= 1.
+    q = (tp / _safe(s))[..., None]
+    k = jnp.where(s > 0, 2 / _safe(s), 0)[..., None]  # 0 for an all-zero example
+    dy = dy[..., None]
+    return dy * (k * (q - t)), dy * (k * (q - p))
+
+
+soft_f1.defvjp(_soft_f1_fwd, _soft_f1_bwd)

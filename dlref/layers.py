@@ -1,0 +1,284 @@
+"""Layers: dense, dropout and batch normalization, each with a hand-written backward.
+
+Conventions: batch first; ``dense`` computes ``x @ w + b`` with ``w`` of shape
+``(d_in, d_out)`` (flax's layout; PyTorch's ``nn.Linear`` stores ``w.T``: see
+:mod:`dlref.convert`); every leading axis of ``x`` is a batch axis.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from dlref import _checks
+from dlref._op import op
+
+__all__ = ["BatchNormState", "batch_norm", "dense", "dropout", "init_batch_norm", "init_dense"]
+
+
+def _bias_row(b, ndim: int):
+    """``b`` shaped ``(1, ..., 1, d)`` to add to an array of rank ``ndim``."""
+    return b.reshape((1,) * (ndim - 1) + b.shape)
+
+
+# --- dense ---------------------------------------------------------------------
+
+
+def init_dense(key: jax.Array, d_in: int, d_out: int, dtype=jnp.float32):
+    """``(w, b)`` with ``w ~ N(0, 1 / d_in)`` (LeCun normal, flax's default) and ``b = 0``."""
+    w = jax.random.normal(key, (d_in, d_out), dtype) / jnp.sqrt(jnp.asarray(d_in, dtype))
+    return w, jnp.zeros((d_out,), dtype)
+
+
+@op
+def dense(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+    """Fully connected layer: ``y = x @ w + b``.
+
+    Derivative: ``dx = dy @ w.T``, ``dw = x.T @ dy`` and ``db = sum(dy)``, the
+    sums over every batch axis (the axes ``b`` is broadcast along).
+
+    Args:
+      x: inputs, floating, shape ``(..., d_in)``.
+      w: weights, shape ``(d_in, d_out)``.
+      b: bias, shape ``(d_out,)``.
+
+    Returns:
+      ``y``, shape ``(..., d_out)``.
+    """
+    fn = "dense"
+    _checks.floating(fn, x=x, w=w, b=b)
+    _checks.same_dtype(fn, x=x, w=w, b=b)
+    _checks.min_rank(fn, "x", x, 1, "the last axis holds the input features")
+    _checks.shape(fn, "w", w, (x.shape[-1], None), "(d_in, d_out) with d_in = x.shape[-1]")
+    _checks.shape(fn, "b", b, (w.shape[1],), "(d_out,)")
+    return x @ w + _bias_row(b, x.ndim)
+
+
+def _dense_fwd(x, w, b):
+    return dense.autodiff(x, w, b), (x, w)
+
+
+def _dense_bwd(res, dy):
+    x, w = res
+    rows_x = x.reshape(-1, x.shape[-1])
+    rows_dy = dy.reshape(-1, dy.shape[-1])
+    return dy @ w.T, rows_x.T @ rows_dy, jnp.sum(rows_dy, axis=0)
+
+
+dense.defvjp(_dense_fwd, _dense_bwd)
+
+
+# --- dropout -------------------------------------------------------------------
+
+
+@op
+def dropout(x: jax.Array, *, rate: float, key: jax.Array, training: bool = True) -> jax.Array:
+    """Inverted dropout: zero each entry with probability ``rate``, scale the rest
+    by ``1 / (1 - rate)`` so that the expectation is unchanged.
+
+    ``y = x * mask / (1 - rate)``, ``mask ~ Bernoulli(1 - rate)`` drawn from
+    ``key``; the same key gives the same mask. Not training, or ``rate = 0``:
+    the identity. ``rate = 1``: zeros, with zero gradients (never ``0 / 0``).
+
+    Derivative: ``dx = dy * mask / (1 - rate)``, with the forward's mask (kept,
+    never drawn again).
+
+    Args:
+      x: floating array of any shape.
+      rate: the probability of zeroing an entry, in [0, 1].
+      key: a PRNG key (``jax.random.key``); pass a fresh one every step.
+      training: when False, dropout is the identity.
+
+    Returns:
+      An array of the shape and dtype of ``x``.
+    """
+    _checks.floating("dropout", x=x)
+    _checks.in_interval("dropout", "rate", rate, 0.0, 1.0)
+    if not training or rate == 0:
+        return x
+    if rate == 1:
+        return jnp.zeros_like(x)
+    keep = jax.random.bernoulli(key, 1 - rate, x.shape)
+    return jnp.where(keep, x * (1 / (1 - rate)), 0)
+
+
+def _dropout_fwd(x, *, rate, key, training=True):
+    y = dropout.autodiff(x, rate=rate, key=key, training=training)
+    if not training or rate in (0, 1):
+        return y, (None,)
+    return y, (jax.random.bernoulli(key, 1 - rate, x.shape),)  # the forward's mask
+
+
+def _dropout_bwd(res, dy, *, rate, training=True):
+    (keep,) = res
+    if not training or rate == 0:
+        return (dy,)
+    if rate == 1:
+        return (jnp.zeros_like(dy),)
+    return (jnp.where(keep, dy * (1 / (1 - rate)), 0),)
+
+
+dropout.defvjp(_dropout_fwd, _dropout_bwd)
+
+
+# --- batch norm ----------------------------------------------------------------
+
+
+class BatchNormState(NamedTuple):
+    """Running statistics of batch normalization, one entry per feature."""
+
+    mean: jax.Array
+    var: jax.Array
+
+
+def init_batch_norm(features: int, dtype=jnp.float32):
+    """``(scale, shift, state)``: scale 1, shift 0, running mean 0 and running variance 1."""
+    ones, zeros = jnp.ones((features,), dtype), jnp.zeros((features,), dtype)
+    return ones, zeros, BatchNormState(zeros, ones)
+
+
+def _wide(*trees):
+    """Half-precision leaves in float32 (batch norm's arithmetic), others unchanged."""
+
+    def wide(a):
+        return a.astype(jnp.float32) if jnp.finfo(a.dtype).bits < 32 else a
+
+    return [jax.tree.map(wide, t) for t in trees]
+
+
+def _batch_stats(x, axis_name):
+    """Biased mean and variance over every axis but the last (and across devices)."""
+    axes = tuple(range(x.ndim - 1))
+    mean = jnp.mean(x, axis=axes)
+    if axis_name is not None:
+        mean = jax.lax.pmean(mean, axis_name)
+    centred = x - _bias_row(mean, x.ndim)
+    var = jnp.mean(centred * centred, axis=axes)
+    if axis_name is not None:
+        var = jax.lax.pmean(var, axis_name)
+    return mean, var
+
+
+def _check_batch_norm(x, scale, shift, state):
+    fn = "batch_norm"
+    _checks.floating(fn, x=x, scale=scale, shift=shift, mean=state.mean, var=state.var)
+    _checks.same_dtype(fn, x=x, scale=scale, shift=shift, mean=state.mean, var=state.var)
+    _checks.min_rank(fn, "x", x, 2, "(batch, ..., features)")
+    features = (x.shape[-1],)
+    for name, value in (("scale", scale), ("shift", shift)):
+        _checks.shape(fn, name, value, features, "(features,)")
+    for name, value in (("state.mean", state.mean), ("state.var", state.var)):
+        _checks.shape(fn, name, value, features, "(features,)")
+
+
+@op
+def batch_norm(
+    x: jax.Array,
+    scale: jax.Array,
+    shift: jax.Array,
+    state: BatchNormState,
+    *,
+    training: bool = True,
+    momentum: float = 0.99,
+    eps: float = 1e-5,
+    axis_name: str | None = None,
+) -> tuple[jax.Array, BatchNormState]:
+    """Batch normalization over every axis but the last (the features).
+
+    Training: with the batch mean ``mu`` and biased variance ``var`` of each
+    feature, ``x_hat = (x - mu) / sqrt(var + eps)`` and
+    ``y = scale * x_hat + shift``; the running statistics become
+    ``r = momentum * r + (1 - momentum) * batch`` (flax's convention; PyTorch's
+    momentum 0.1 means 1 - 0.9 here, and PyTorch keeps the unbiased variance).
+    Evaluation (``training=False``): the running statistics replace the batch's,
+    and the state is returned unchanged.
+
+    Derivative (training, the simplified closed form): with ``g = dy * scale``
+    and means over the batch,
+    ``dx = (g - mean(g) - x_hat * mean(g * x_hat)) / sqrt(var + eps)``,
+    ``dscale = sum(dy * x_hat)``, ``dshift = sum(dy)``. The running statistics
+    are carried, not differentiated through the batch (``stop_gradient``); their
+    own derivative is ``d state = momentum * d new_state``. Evaluation:
+    ``dx = g / sqrt(r_var + eps)`` and the running statistics get the gradient
+    of an affine map.
+
+    Args:
+      x: activations, floating, shape ``(batch, ..., features)``.
+      scale: learnable scale, shape ``(features,)``.
+      shift: learnable shift, shape ``(features,)``.
+      state: the running statistics (:class:`BatchNormState`).
+      training: use (and update) the batch statistics.
+      momentum: weight of the old running statistics.
+      eps: added to the variance.
+      axis_name: under ``shard_map``/``pmap``, the mapped axis to average the
+        statistics over (synchronized batch norm; every device must hold the
+        same number of examples).
+
+    Returns:
+      ``(y, new_state)``.
+
+    Numerics: the variance is computed from centred values (two passes), never
+    as ``E[x^2] - E[x]^2``, which cancels catastrophically for large means.
+    float16 and bfloat16 inputs are normalized in float32 and the results cast
+    back (as flax's ``force_float32_reductions``): in float16, eps = 1e-5 is a
+    subnormal that XLA flushes to 0, and a constant feature would give
+    ``rsqrt(0) = inf``.
+    """
+    _check_batch_norm(x, scale, shift, state)
+    dtype = x.dtype
+    x, scale, shift, state = _wide(x, scale, shift, state)
+    if training:
+        mean, var = _batch_stats(x, axis_name)
+        new_state = BatchNormState(
+            momentum * state.mean + (1 - momentum) * jax.lax.stop_gradient(mean),
+            momentum * state.var + (1 - momentum) * jax.lax.stop_gradient(var),
+        )
+    else:
+        mean, var, new_state = state.mean, state.var, state
+    inv_std = jax.lax.rsqrt(var + eps)
+    x_hat = (x - _bias_row(mean, x.ndim)) * _bias_row(inv_std, x.ndim)
+    y = x_hat * _bias_row(scale, x.ndim) + _bias_row(shift, x.ndim)
+    return y.astype(dtype), BatchNormState(*(s.astype(dtype) for s in new_state))
+
+
+def _batch_norm_fwd(
+    x, scale, shift, state, *, training=True, momentum=0.99, eps=1e-5, axis_name=None
+):
+    out = batch_norm.autodiff(
+        x, scale, shift, state, training=training, momentum=momentum, eps=eps, axis_name=axis_name
+    )
+    x, scale, state = _wide(x, scale, state)
+    mean, var = _batch_stats(x, axis_name) if training else (state.mean, state.var)
+    return out, (x, scale, mean, jax.lax.rsqrt(var + eps))
+
+
+def _batch_norm_bwd(res, cotangents, *, training=True, momentum=0.99, axis_name=None):
+    x, scale, mean, inv_std = res
+    dtype = cotangents[0].dtype
+    dy, dstate = _wide(*cotangents)
+    n = x.ndim
+    axes = tuple(range(n - 1))
+    x_hat = (x - _bias_row(mean, n)) * _bias_row(inv_std, n)  # the forward's x_hat
+    dscale, dshift = jnp.sum(dy * x_hat, axis=axes), jnp.sum(dy, axis=axes)
+    g = dy * _bias_row(scale, n)
+    if not training:
+        dmean = -jnp.sum(g, axis=axes) * inv_std
+        dvar = -0.5 * jnp.sum(g * x_hat, axis=axes) * inv_std * inv_std
+        d_state = BatchNormState(dstate.mean + dmean, dstate.var + dvar)
+        return _narrow(dtype, g * _bias_row(inv_std, n), dscale, dshift, d_state)
+    mean_g, mean_gx = jnp.mean(g, axis=axes), jnp.mean(g * x_hat, axis=axes)
+    if axis_name is not None:
+        mean_g = jax.lax.pmean(mean_g, axis_name)
+        mean_gx = jax.lax.pmean(mean_gx, axis_name)
+    dx = (g - _bias_row(mean_g, n) - x_hat * _bias_row(mean_gx, n)) * _bias_row(inv_std, n)
+    d_state = BatchNormState(momentum * dstate.mean, momentum * dstate.var)
+    return _narrow(dtype, dx, dscale, dshift, d_state)
+
+
+def _narrow(dtype, *trees):
+    return tuple(jax.tree.map(lambda a: a.astype(dtype), t) for t in trees)
+
+
+batch_norm.defvjp(_batch_norm_fwd, _batch_norm_bwd)

@@ -1,0 +1,60 @@
+"""Gradient descent over any pytree, as the cheat sheet writes it: ``W -= lr * dW``."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+__all__ = ["gradient_descent", "sgd"]
+
+PyTree = Any
+
+
+def gradient_descent(params: PyTree, grads: PyTree, learning_rate: float | jax.Array) -> PyTree:
+    """One step of vanilla gradient descent: ``w - learning_rate * dw`` for every leaf.
+
+    Args:
+      params: a pytree of floating arrays.
+      grads: its gradient, a pytree of the same structure and shapes.
+      learning_rate: a scalar (a Python number, or an array for a schedule).
+
+    Returns:
+      The updated pytree, each leaf in its own dtype. Equal to one step of
+      ``optax.sgd(learning_rate)`` (and of :func:`sgd`).
+    """
+    p_def, g_def = jax.tree.structure(params), jax.tree.structure(grads)
+    if p_def != g_def:
+        raise ValueError(
+            f"gradient_descent: `grads` must have the structure of `params`; got {g_def} vs {p_def}"
+        )
+    for w, dw in zip(jax.tree.leaves(params), jax.tree.leaves(grads), strict=True):
+        if jnp.shape(w) != jnp.shape(dw):
+            raise ValueError(
+                f"gradient_descent: each `grads` leaf must have its `params` leaf's shape; "
+                f"got {jnp.shape(dw)} for {jnp.shape(w)}"
+            )
+    return jax.tree.map(
+        lambda w, dw: w - jnp.asarray(learning_rate, w.dtype) * dw.astype(w.dtype), params, grads
+    )
+
+
+class SGDState(NamedTuple):
+    """:func:`sgd` keeps no state."""
+
+
+def sgd(learning_rate: float) -> optax.GradientTransformation:
+    """:func:`gradient_descent` as an optax ``GradientTransformation``:
+    ``updates = -learning_rate * grads``, to use with ``optax.apply_updates``."""
+
+    def init(params):
+        del params
+        return SGDState()
+
+    def update(grads, state, params=None):
+        del params
+        return jax.tree.map(lambda g: -jnp.asarray(learning_rate, g.dtype) * g, grads), state
+
+    return optax.GradientTransformation(init, update)

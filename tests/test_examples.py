@@ -1,0 +1,118 @@
+"""The experiments of examples/: each topic's quick run asserts its verdict and key numbers,
+so examples/REPORT.md cannot silently go stale; figures are checked to be non-empty PNGs."""
+
+import json
+import math
+import pathlib
+
+import pytest
+
+import examples
+from examples import __main__ as report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_result(res: dict, verdict: str) -> dict:
+    assert res["verdict"] == verdict, res["summary"]
+    assert res["summary"] and "\n" not in res["summary"]
+    assert res["notes"]
+    figure = pathlib.Path(res["figure"])
+    data = figure.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 10_000, figure
+    return res["measured"]
+
+
+def test_every_topic_module_is_listed_and_complete():
+    modules = {
+        p.stem for p in pathlib.Path(examples.__file__).parent.glob("*.py") if p.stem[0] != "_"
+    }
+    assert modules == set(examples.TOPICS)
+    for name in examples.TOPICS:
+        module = examples.load(name)
+        assert module.TITLE and module.CLAIM and callable(module.run)
+
+
+def test_result_rejects_unknown_verdicts():
+    with pytest.raises(ValueError, match="verdict"):
+        examples.result("mostly", "x", pathlib.Path("f.png"), "")
+
+
+def test_gradient_points_uphill(tmp_path):
+    m = _check_result(examples.load("gradient").run(tmp_path, quick=True), "holds")
+    assert m["positive_fraction"] == 1.0  # grad . grad > 0 at every grid point
+    assert m["directional_rel_diff"] < 1e-12  # forward mode = |grad|^2
+    assert m["steepest_fraction"] == 1.0
+    assert m["finite_difference_rel"] < 1e-6
+    assert m["eta"] == pytest.approx(1e-2)
+    assert m["lowered_fraction"] == 1.0  # a small step against the gradient lowers f
+    assert m["lowered_at_largest_eta"] < 1.0  # a large one does not always
+
+
+def test_activations_hinton_and_tanh(tmp_path):
+    m = _check_result(examples.load("activations").run(tmp_path, quick=True), "holds with a caveat")
+    errors = m["hinton_max_error"]
+    assert set(errors) == {10, 11, 20}
+    # N = 10 exceeds the 0.0106 of tests/test_activations.py; the true bound is 0.010621.
+    assert 0.0106 < errors[10] < 0.01063
+    assert 0.0105 < errors[20] < errors[11] < 0.0106
+    assert abs(m["hinton_argmax"][20]) < 1e-4  # the worst error is at x = 0 for large N
+    assert m["hinton_error_at_n"] < -0.6  # far past x = N - 5 the sum levels off
+    assert m["softplus_relu_gap"] == pytest.approx(math.log(2), rel=1e-12)
+    assert m["tanh_grad_0"] == 1.0 and m["sigmoid_grad_0"] == 0.25
+    assert m["tanh_grad_min_unit"] == pytest.approx(1 - math.tanh(1) ** 2, rel=1e-12)
+    assert m["tanh_grad_min_unit"] > 0.4199 > 0.25 == m["sigmoid_grad_max_unit"]
+    assert m["relu_grad_one_fraction"] == 1.0
+    assert m["positive_sigmoid"] == 1.0 and 0.49 < m["positive_tanh"] < 0.51
+    assert m["reference_sigmoid"] < 1e-15 and m["reference_softplus"] < 1e-14
+
+
+def test_softmax_cross_entropy_two_classes_and_fused_gradient(tmp_path):
+    m = _check_result(
+        examples.load("softmax_cross_entropy").run(tmp_path, quick=True), "holds with a caveat"
+    )
+    assert m["two_class_loss_diff"] < 1e-13
+    assert m["two_class_prob_diff"] < 1e-14
+    assert m["two_class_grad_diff"] < 1e-14
+    assert m["fused_grad_diff"] < 1e-14 and m["fused_grad_autodiff_diff"] < 1e-14
+    assert m["finite_difference_rel"] < 1e-6
+    assert m["sklearn_prob_diff"] < 1e-5
+    assert m["shannon_diff"] < 1e-12  # H(t, p) = H(t) + KL(t || p)
+    assert m["binary_formula_extra"] > 0.5  # the cheat sheet's formula is not the categorical CE
+
+
+def test_l1_gives_exact_zeros_and_l2_does_not(tmp_path):
+    m = _check_result(examples.load("l1_vs_l2").run(tmp_path, quick=True), "holds with a caveat")
+    assert max(m["zeros_l1_prox"]) > 0
+    assert m["zeros_l1_prox"] == sorted(m["zeros_l1_prox"])  # more zeros as lam grows
+    assert max(m["zeros_l2"]) == 0
+    assert max(m["zeros_l1_subgradient"]) <= 1  # the zeros come from the prox step
+    assert m["lasso_max_diff"] < 1e-8 and m["lasso_same_zeros"]
+    assert m["ridge_max_diff"] < 1e-8
+    assert m["test_mse_l1_best"] < m["test_mse_least_squares"]
+
+
+def test_learning_rate_boundary_is_two_over_lambda_max(tmp_path):
+    m = _check_result(examples.load("learning_rate").run(tmp_path, quick=True), "holds")
+    assert m["boundary"] == pytest.approx(m["threshold"], rel=0.01)
+    assert m["boundary_scaled"] == pytest.approx(m["threshold_scaled"], rel=0.01)
+    assert m["threshold"] == pytest.approx(9 * m["threshold_scaled"], rel=1e-12)
+    assert m["misclassified"] == 0
+    assert m["flips_oscillating"] == 1.0 and m["flips_monotone"] == 0.0
+
+
+def test_report_builds_from_the_topics_run(tmp_path, capsys):
+    assert report.main(["--quick", "--only", "learning_rate", "--out", str(tmp_path)]) == 0
+    assert "learning_rate: holds:" in capsys.readouterr().out
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "## 1. Learning rate" in text
+    assert "**Verdict: holds.**" in text
+    assert "![Learning rate](figures/learning_rate.png)" in text
+    assert (tmp_path / "figures" / "learning_rate.png").read_bytes().startswith(PNG_SIGNATURE)
+    record = json.loads((tmp_path / "figures" / "learning_rate.json").read_text())
+    assert record["mode"] == "quick" and record["verdict"] == "holds"
+
+
+def test_report_rejects_unknown_topics(tmp_path):
+    with pytest.raises(SystemExit):
+        report.main(["--only", "nonsense", "--out", str(tmp_path)])
