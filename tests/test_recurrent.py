@@ -1,0 +1,85 @@
+"""Recurrent networks beyond the registry's five checks: sequences are repeated
+cells, the initializers, and the error messages."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import assert_close
+
+from dlref import recurrent as rec
+
+f64 = jnp.float64
+KINDS = {
+    "rnn": (rec.rnn, rec.rnn_cell, rec.init_rnn),
+    "lstm": (rec.lstm, rec.lstm_cell, rec.init_lstm),
+    "gru": (rec.gru, rec.gru_cell, rec.init_gru),
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sequence_is_the_cell_repeated(kind, key):
+    seq, cell, init = KINDS[kind]
+    params = init(key, 4, 6, dtype=f64)
+    xs = jax.random.normal(key, (7, 3, 4), f64)
+    state = rec.zeros_state(3, 6, f64, lstm=kind == "lstm")
+    hs, last = seq(xs, state, params)
+    outputs = []
+    for x in xs:
+        state = cell(x, state, params)
+        outputs.append(state.h if kind == "lstm" else state)
+    assert_close(hs, jnp.stack(outputs), 1e-13)
+    assert_close(last, state, 1e-13)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bptt_gradient_equals_grad_of_the_forward_scan(kind, key):
+    """The hand-written reverse scan against jax.grad of the same forward scan,
+    through a loss on every output and the last state, at a longer sequence."""
+    seq, _, init = KINDS[kind]
+    params = init(jax.random.key(1), 4, 6, dtype=f64)
+    xs = jax.random.normal(key, (40, 2, 4), f64)
+    state = jax.tree.map(lambda a: a + 0.1, rec.zeros_state(2, 6, f64, lstm=kind == "lstm"))
+    weights = jax.random.normal(jax.random.key(2), (40, 2, 6), f64)
+
+    def loss(fn):
+        def f(xs, state, params):
+            hs, last = fn(xs, state, params)
+            return jnp.vdot(weights, hs) + sum(jnp.sum(jnp.sin(x)) for x in jax.tree.leaves(last))
+
+        return jax.jit(jax.grad(f, argnums=(0, 1, 2)))
+
+    assert_close(loss(seq)(xs, state, params), loss(seq.autodiff)(xs, state, params), 1e-10)
+
+
+def test_lstm_forget_bias_initialization(key):
+    params = rec.init_lstm(key, 3, 5, forget_bias=2.0)
+    i, f, g, o = np.split(np.asarray(params.b), 4)
+    np.testing.assert_array_equal(f, 2.0)
+    for gate in (i, g, o):
+        np.testing.assert_array_equal(gate, 0.0)
+    assert params.w_ih.shape == (3, 20) and params.w_hh.shape == (5, 20)
+    assert float(jnp.max(jnp.abs(params.w_hh))) <= 5**-0.5
+
+
+def test_batch_major_data_is_transposed(key):
+    """The sequences are time-major; batch-major data is one swapaxes away."""
+    params = rec.init_gru(key, 4, 5, dtype=f64)
+    batch_major = jax.random.normal(key, (3, 8, 4), f64)  # (batch, time, d_in)
+    hs, _ = rec.gru(jnp.swapaxes(batch_major, 0, 1), rec.zeros_state(3, 5, f64), params)
+    first = rec.gru(batch_major[:1].swapaxes(0, 1), rec.zeros_state(1, 5, f64), params)[0]
+    assert_close(hs[:, :1], first, 1e-14)
+
+
+def test_recurrent_errors_name_the_argument(key):
+    params = rec.init_lstm(key, 4, 6)
+    state = rec.zeros_state(3, 6, lstm=True)
+    xs = jnp.ones((5, 3, 4), jnp.float32)
+    with pytest.raises(AssertionError, match=r"lstm: `xs` must have rank 3"):
+        rec.lstm(xs[0], state, params)
+    with pytest.raises(AssertionError, match=r"lstm: `params.w_ih` must have shape \(5, 24\)"):
+        rec.lstm(jnp.ones((5, 3, 5), jnp.float32), state, params)
+    with pytest.raises(AssertionError, match=r"lstm_cell: `state.c` must have shape \(3, 6\)"):
+        rec.lstm_cell(xs[0], rec.LSTMState(state.h, jnp.ones((3, 7), jnp.float32)), params)
+    with pytest.raises(TypeError, match=r"gru: arguments must share one dtype"):
+        rec.gru(xs, rec.zeros_state(3, 6, f64), rec.init_gru(key, 4, 6))
