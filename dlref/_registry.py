@@ -350,7 +350,7 @@ _CELL_SIZES = {
     "full": [(4096, 1024, 1024), (8192, 2048, 2048)],
 }
 _SEQUENCE_SIZES = {
-    "test": (5, 3, 4, 6),
+    "test": (8, 3, 4, 6),
     "quick": [(32, 16, 64, 128), (128, 32, 128, 256)],
     "full": [(128, 64, 512, 512), (256, 128, 1024, 1024)],
 }
@@ -389,6 +389,19 @@ def _recurrent_entries() -> list[OpSpec]:
                 flops=_recurrent_flops(gates, time=True),
             )
         )
+    entries.append(
+        _entry(
+            "lstm_checkpointed",
+            rec.lstm,
+            _recurrent_args("lstm", time=True),
+            sizes=_SEQUENCE_SIZES,
+            kwargs={"checkpoint_every": 4},
+            peer=_peers.sequence("lstm"),
+            peer_name="flax linen nn.RNN",
+            degree=2,
+            flops=_recurrent_flops(4, time=True),
+        )
+    )
     return entries
 
 

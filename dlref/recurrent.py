@@ -19,6 +19,7 @@ parameter layouts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -160,18 +161,21 @@ def _previous(first, seq):
 
 
 # --- one step: forward and backward, shared by the cells and the sequences -------
-# Each *_step takes the input projection ``xa = x @ w_ih + b`` (computed for all
-# time steps at once in a sequence) and returns the new state and what its
-# backward needs; each *_step_bwd returns the gradient of the step's
-# pre-activations and of the previous state.
+# ``step(xa, carry, p) -> (new_carry, residuals)`` takes the input projection
+# ``xa = x @ w_ih + b`` (computed for all time steps at once in a sequence).
+# ``step_bwd(dh, dcarry, residuals, prev, new) -> (dxa, dha, dprev)`` takes the
+# gradient of the step's output h and of its new carry, and returns the gradients
+# of the input-side and hidden-side pre-activations and the part of the previous
+# carry's gradient that does not go through ``w_hh`` (the engine adds ``dha @ w_hh.T``).
 
 
 def _rnn_step(xa, h, p: RNNParams):
-    return jnp.tanh(xa + h @ p.w_hh)
+    return jnp.tanh(xa + h @ p.w_hh), ()
 
 
-def _rnn_step_bwd(dh, h_new):
-    return dh * (1 - h_new * h_new)  # d pre-activation
+def _rnn_step_bwd(dh, dcarry, res, prev, new):
+    da = (dh + dcarry) * (1 - new * new)
+    return da, da, jnp.zeros_like(prev)
 
 
 def _lstm_step(xa, state: LSTMState, p: LSTMParams):
@@ -182,21 +186,21 @@ def _lstm_step(xa, state: LSTMState, p: LSTMParams):
     return LSTMState(o * jnp.tanh(c), c), jnp.concatenate([i, f, g, o], axis=-1)
 
 
-def _lstm_step_bwd(dh, dc, gates, c, c_prev):
-    """Pre-activation gradient ``(batch, 4 hidden)`` and the gradient of ``c_prev``."""
+def _lstm_step_bwd(dh, dcarry, gates, prev, new):
     i, f, g, o = jnp.split(gates, 4, axis=-1)
-    tc = jnp.tanh(c)
-    dc = dc + dh * (o * (1 - tc * tc))
+    dh = dh + dcarry.h
+    tc = jnp.tanh(new.c)
+    dc = dcarry.c + dh * (o * (1 - tc * tc))
     da = jnp.concatenate(
         [
             dc * (g * i * (1 - i)),
-            dc * (c_prev * f * (1 - f)),
+            dc * (prev.c * f * (1 - f)),
             dc * (i * (1 - g * g)),
             dh * (tc * o * (1 - o)),
         ],
         axis=-1,
     )
-    return da, dc * f
+    return da, da, LSTMState(jnp.zeros_like(prev.h), dc * f)
 
 
 def _gru_step(xa, h, p: GRUParams):
@@ -207,18 +211,194 @@ def _gru_step(xa, h, p: GRUParams):
     return (1 - z) * n + z * h, (r, z, n, hn)
 
 
-def _gru_step_bwd(dh, h_prev, parts):
-    """Gradients of the input and hidden pre-activations ``(batch, 3 hidden)``
-    each, and the direct part of the gradient of ``h_prev``."""
+def _gru_step_bwd(dh, dcarry, parts, prev, new):
     r, z, n, hn = parts
+    dh = dh + dcarry
     dan = dh * ((1 - z) * (1 - n * n))
     dar = dan * (hn * r * (1 - r))
-    daz = dh * ((h_prev - n) * z * (1 - z))
+    daz = dh * ((prev - n) * z * (1 - z))
     return jnp.concatenate([dar, daz, dan], -1), jnp.concatenate([dar, daz, dan * r], -1), dh * z
+
+
+class _Kind(NamedTuple):
+    name: str
+    gates: int
+    step: Callable
+    step_bwd: Callable
+    input_bias: Callable  # params -> the bias added to the input projection
+    grads: Callable  # (dw_ih, dw_hh, db_ih, db_hh) -> the params' gradient
+
+
+_RNN = _Kind(
+    "rnn", 1, _rnn_step, _rnn_step_bwd, lambda p: p.b, lambda wi, wh, bi, bh: RNNParams(wi, wh, bi)
+)
+_LSTM = _Kind(
+    "lstm",
+    4,
+    _lstm_step,
+    _lstm_step_bwd,
+    lambda p: p.b,
+    lambda wi, wh, bi, bh: LSTMParams(wi, wh, bi),
+)
+_GRU = _Kind("gru", 3, _gru_step, _gru_step_bwd, lambda p: p.b_ih, GRUParams)
 
 
 def _input_projection(xs, w_ih, b):
     return xs @ w_ih + b.reshape((1,) * (xs.ndim - 1) + b.shape)
+
+
+def _project(kind: _Kind, xs, p):
+    """The input side of every step at once: ``xs @ w_ih + b``, one matrix product."""
+    return _input_projection(xs, p.w_ih, kind.input_bias(p))
+
+
+def _hidden(carry):
+    return carry.h if isinstance(carry, LSTMState) else carry
+
+
+def _add_hidden(carry, dh):
+    return carry._replace(h=carry.h + dh) if isinstance(carry, LSTMState) else carry + dh
+
+
+# --- the engine: forward scans and backpropagation through time ---------------------
+
+
+def _run(kind: _Kind, xa, carry0, p):
+    """Scan the step over ``xa``: the last carry, every carry, every step's residuals."""
+
+    def step(carry, xa_t):
+        new, res = kind.step(xa_t, carry, p)
+        return new, (new, res)
+
+    last, (carries, res) = jax.lax.scan(step, carry0, xa)
+    return last, carries, res
+
+
+def _segments(a, every: int):
+    return a.reshape((a.shape[0] // every, every, *a.shape[1:]))
+
+
+def _joined(a):
+    return a.reshape((a.shape[0] * a.shape[1], *a.shape[2:]))
+
+
+def _check_every(fn: str, xs, every) -> None:
+    if every is not None and (every < 1 or xs.shape[0] % every):
+        raise ValueError(
+            f"{fn}: `checkpoint_every` must divide the sequence length {xs.shape[0]}; got {every}"
+        )
+
+
+def _sequence(kind: _Kind, xs, carry0, p, every):
+    """``(hs, last)``. With ``every``, the scan runs in segments of ``every`` steps,
+    each under ``jax.checkpoint`` and each projecting its own inputs: autodiff then
+    keeps only the segments' first carries and recomputes the rest."""
+    if every is None:
+        last, carries, _ = _run(kind, _project(kind, xs, p), carry0, p)
+        return _hidden(carries), last
+
+    @jax.checkpoint
+    def segment(carry, xs_s):
+        last, carries, _ = _run(kind, _project(kind, xs_s, p), carry, p)
+        return last, _hidden(carries)
+
+    last, hs = jax.lax.scan(segment, carry0, _segments(xs, every))
+    return _joined(hs), last
+
+
+def _sequence_fwd(kind: _Kind, xs, carry0, p, every):
+    """The forward and what BPTT needs: every carry and residual, or with
+    ``every`` only the first carry of each segment."""
+    if every is None:
+        last, carries, res = _run(kind, _project(kind, xs, p), carry0, p)
+        return (_hidden(carries), last), (carries, res)
+
+    def segment(carry, xs_s):
+        last, carries, _ = _run(kind, _project(kind, xs_s, p), carry, p)
+        return last, (carry, _hidden(carries))
+
+    last, (starts, hs) = jax.lax.scan(segment, carry0, _segments(xs, every))
+    return (_joined(hs), last), starts
+
+
+def _stretch_bwd(kind: _Kind, p, xs, carry0, carries, res, dhs, dcarry):
+    """Backpropagation through a stretch of steps whose carries and residuals are
+    known: one reverse scan carrying the state's gradient; then the weight and
+    input gradients as matrix products over the whole stretch."""
+    prev = jax.tree.map(_previous, carry0, carries)
+
+    def step(dcarry, inputs):
+        dh, res_t, prev_t, new_t = inputs
+        dxa, dha, dprev = kind.step_bwd(dh, dcarry, res_t, prev_t, new_t)
+        return _add_hidden(dprev, dha @ p.w_hh.T), (dxa, dha)
+
+    dcarry0, (dxa, dha) = jax.lax.scan(step, dcarry, (dhs, res, prev, carries), reverse=True)
+    grads = kind.grads(
+        _flat(xs).T @ _flat(dxa),
+        _flat(_hidden(prev)).T @ _flat(dha),
+        jnp.sum(_flat(dxa), axis=0),
+        jnp.sum(_flat(dha), axis=0),
+    )
+    return dcarry0, dxa @ p.w_ih.T, grads
+
+
+def _sequence_bwd(kind: _Kind, p, xs, carry0, saved, dhs, dlast, every):
+    if every is None:
+        carries, res = saved
+        dcarry0, dxs, grads = _stretch_bwd(kind, p, xs, carry0, carries, res, dhs, dlast)
+        return dxs, dcarry0, grads
+
+    def segment(acc, inputs):
+        dcarry, grads = acc
+        xs_s, start, dhs_s = inputs
+        _, carries, res = _run(kind, _project(kind, xs_s, p), start, p)  # recompute the segment
+        dcarry, dxs_s, grads_s = _stretch_bwd(kind, p, xs_s, start, carries, res, dhs_s, dcarry)
+        return (dcarry, jax.tree.map(jnp.add, grads, grads_s)), dxs_s
+
+    inputs = (_segments(xs, every), saved, _segments(dhs, every))
+    zeros = jax.tree.map(jnp.zeros_like, p)
+    (dcarry0, grads), dxs = jax.lax.scan(segment, (dlast, zeros), inputs, reverse=True)
+    return _joined(dxs), dcarry0, grads
+
+
+def _cell_fwd(kind: _Kind):
+    def fwd(x, state, params):
+        _check(f"{kind.name}_cell", x, state, params, kind.gates, time=False)
+        xa = _input_projection(x, params.w_ih, kind.input_bias(params))
+        new, res = kind.step(xa, state, params)
+        stack = lambda t: jax.tree.map(lambda a: a[None], t)  # a sequence of one step
+        return new, (x[None], state, params, stack(new), stack(res))
+
+    return fwd
+
+
+def _cell_bwd(kind: _Kind):
+    def bwd(res, d_new):
+        xs, state, p, carries, step_res = res
+        dhs = jnp.zeros_like(_hidden(carries))
+        dstate, dxs, grads = _stretch_bwd(kind, p, xs, state, carries, step_res, dhs, d_new)
+        return dxs[0], dstate, grads
+
+    return bwd
+
+
+def _sequence_op_fwd(kind: _Kind):
+    def fwd(xs, state0, params, *, checkpoint_every=None):
+        _check(kind.name, xs, state0, params, kind.gates, time=True)
+        _check_every(kind.name, xs, checkpoint_every)
+        out, saved = _sequence_fwd(kind, xs, state0, params, checkpoint_every)
+        return out, (xs, state0, params, saved)
+
+    return fwd
+
+
+def _sequence_op_bwd(kind: _Kind):
+    def bwd(res, cotangents, *, checkpoint_every=None):
+        xs, state0, p, saved = res
+        dhs, dlast = cotangents
+        return _sequence_bwd(kind, p, xs, state0, saved, dhs, dlast, checkpoint_every)
+
+    return bwd
 
 
 # --- cells -------------------------------------------------------------------------
@@ -240,21 +420,10 @@ def rnn_cell(x: jax.Array, h: jax.Array, params: RNNParams) -> jax.Array:
       The new state ``h'``, ``(batch, hidden)``.
     """
     _check("rnn_cell", x, h, params, 1, time=False)
-    return _rnn_step(_input_projection(x, params.w_ih, params.b), h, params)
+    return _rnn_step(_input_projection(x, params.w_ih, params.b), h, params)[0]
 
 
-def _rnn_cell_fwd(x, h, params):
-    h_new = rnn_cell.autodiff(x, h, params)
-    return h_new, (x, h, params, h_new)
-
-
-def _rnn_cell_bwd(res, dh_new):
-    x, h, p, h_new = res
-    da = _rnn_step_bwd(dh_new, h_new)
-    return da @ p.w_ih.T, da @ p.w_hh.T, RNNParams(x.T @ da, h.T @ da, jnp.sum(da, axis=0))
-
-
-rnn_cell.defvjp(_rnn_cell_fwd, _rnn_cell_bwd)
+rnn_cell.defvjp(_cell_fwd(_RNN), _cell_bwd(_RNN))
 
 
 @op
@@ -281,24 +450,10 @@ def lstm_cell(x: jax.Array, state: LSTMState, params: LSTMParams) -> LSTMState:
       The new state ``LSTMState(h', c')``.
     """
     _check("lstm_cell", x, state, params, 4, time=False)
-    new, _ = _lstm_step(_input_projection(x, params.w_ih, params.b), state, params)
-    return new
+    return _lstm_step(_input_projection(x, params.w_ih, params.b), state, params)[0]
 
 
-def _lstm_cell_fwd(x, state, params):
-    _check("lstm_cell", x, state, params, 4, time=False)
-    new, gates = _lstm_step(_input_projection(x, params.w_ih, params.b), state, params)
-    return new, (x, state, params, gates, new.c)
-
-
-def _lstm_cell_bwd(res, d_new):
-    x, state, p, gates, c = res
-    da, dc = _lstm_step_bwd(d_new.h, d_new.c, gates, c, state.c)
-    d_params = LSTMParams(x.T @ da, state.h.T @ da, jnp.sum(da, axis=0))
-    return da @ p.w_ih.T, LSTMState(da @ p.w_hh.T, dc), d_params
-
-
-lstm_cell.defvjp(_lstm_cell_fwd, _lstm_cell_bwd)
+lstm_cell.defvjp(_cell_fwd(_LSTM), _cell_bwd(_LSTM))
 
 
 @op
@@ -324,200 +479,88 @@ def gru_cell(x: jax.Array, h: jax.Array, params: GRUParams) -> jax.Array:
       The new state ``h'``, ``(batch, hidden)``.
     """
     _check("gru_cell", x, h, params, 3, time=False)
-    new, _ = _gru_step(_input_projection(x, params.w_ih, params.b_ih), h, params)
-    return new
+    return _gru_step(_input_projection(x, params.w_ih, params.b_ih), h, params)[0]
 
 
-def _gru_cell_fwd(x, h, params):
-    _check("gru_cell", x, h, params, 3, time=False)
-    new, parts = _gru_step(_input_projection(x, params.w_ih, params.b_ih), h, params)
-    return new, (x, h, params, parts)
-
-
-def _gru_cell_bwd(res, dh_new):
-    x, h, p, parts = res
-    dxa, dha, dh = _gru_step_bwd(dh_new, h, parts)
-    d_params = GRUParams(x.T @ dxa, h.T @ dha, jnp.sum(dxa, axis=0), jnp.sum(dha, axis=0))
-    return dxa @ p.w_ih.T, dh + dha @ p.w_hh.T, d_params
-
-
-gru_cell.defvjp(_gru_cell_fwd, _gru_cell_bwd)
+gru_cell.defvjp(_cell_fwd(_GRU), _cell_bwd(_GRU))
 
 
 # --- sequences -----------------------------------------------------------------------
 
+_SEQUENCE_DOC = """
 
-def _rnn_scan(xs, h0, p: RNNParams):
-    def step(h, xa):
-        h = _rnn_step(xa, h, p)
-        return h, h
-
-    h_last, hs = jax.lax.scan(step, h0, _input_projection(xs, p.w_ih, p.b))
-    return hs, h_last
-
-
-@op
-def rnn(xs: jax.Array, h0: jax.Array, params: RNNParams) -> tuple[jax.Array, jax.Array]:
-    """A plain RNN over a sequence: ``h_t = tanh(x_t @ w_ih + h_{t-1} @ w_hh + b)``.
-
-    Derivative: backpropagation through time in one reverse scan carrying
-    ``dh``: at each step ``da_t = (dhs_t + dh) * (1 - h_t**2)`` and
-    ``dh <- da_t @ w_hh.T``; then ``dxs = da @ w_ih.T``, ``dw_ih = sum_t x_t.T da_t``,
-    ``dw_hh = sum_t h_{t-1}.T da_t``, ``db = sum(da)`` as single matrix products.
+    Derivative: backpropagation through time in one reverse ``lax.scan``
+    carrying the state's gradient, each step the cell's backward without its
+    weight products; the gradients of ``xs`` and of the weights are then single
+    matrix products over all steps (autodiff of the forward scan instead
+    accumulates them step by step). It stores every step's carry and gate
+    activations. With ``checkpoint_every=k`` it stores only the carry at the
+    start of each segment of ``k`` steps and, segment by segment from the last,
+    recomputes the segment's forward and runs its reverse scan: memory for the
+    backward grows as ``T / k + k`` steps instead of ``T`` (``k ~ sqrt(T)`` is
+    best), for one more forward pass of compute. ``f.autodiff`` with the same
+    option wraps each segment in ``jax.checkpoint``.
 
     Args:
       xs: inputs, time-major ``(time, batch, d_in)``.
-      h0: initial state ``(batch, hidden)``.
-      params: :class:`RNNParams`.
+      {state}
+      params: {params}.
+      checkpoint_every: ``None``, or a segment length dividing ``time``.
 
     Returns:
-      ``(hs, h_last)``: every state ``(time, batch, hidden)`` and the last one.
+      ``(hs, last)``: every hidden state ``(time, batch, hidden)`` and the final {last}.
     """
+
+
+def _sequence_doc(summary: str, state: str, params: str, last: str) -> str:
+    return summary + _SEQUENCE_DOC.format(state=state, params=params, last=last)
+
+
+@op
+def rnn(xs: jax.Array, h0: jax.Array, params: RNNParams, *, checkpoint_every: int | None = None):
     _check("rnn", xs, h0, params, 1, time=True)
-    return _rnn_scan(xs, h0, params)
+    _check_every("rnn", xs, checkpoint_every)
+    return _sequence(_RNN, xs, h0, params, checkpoint_every)
 
 
-def _rnn_fwd(xs, h0, params):
-    _check("rnn", xs, h0, params, 1, time=True)
-    hs, h_last = _rnn_scan(xs, h0, params)
-    return (hs, h_last), (xs, h0, params, hs)
-
-
-def _rnn_bwd(res, cotangents):
-    xs, h0, p, hs = res
-    dhs, dh_last = cotangents
-
-    def step(dh, inputs):
-        dh_t, h_t = inputs
-        da = _rnn_step_bwd(dh_t + dh, h_t)
-        return da @ p.w_hh.T, da
-
-    dh0, das = jax.lax.scan(step, dh_last, (dhs, hs), reverse=True)
-    d_params = RNNParams(
-        _flat(xs).T @ _flat(das), _flat(_previous(h0, hs)).T @ _flat(das), jnp.sum(_flat(das), 0)
-    )
-    return das @ p.w_ih.T, dh0, d_params
-
-
-rnn.defvjp(_rnn_fwd, _rnn_bwd)
-
-
-def _lstm_scan(xs, state0, p: LSTMParams):
-    def step(state, xa):
-        new, gates = _lstm_step(xa, state, p)
-        return new, (new.h, new.c, gates)
-
-    last, (hs, cs, gates) = jax.lax.scan(step, state0, _input_projection(xs, p.w_ih, p.b))
-    return hs, last, (cs, gates)
+rnn.__doc__ = _sequence_doc(
+    "A plain RNN over a sequence: ``h_t = tanh(x_t @ w_ih + h_{t-1} @ w_hh + b)``.",
+    "h0: initial state ``(batch, hidden)``.",
+    ":class:`RNNParams`",
+    "state",
+)
+rnn.defvjp(_sequence_op_fwd(_RNN), _sequence_op_bwd(_RNN))
 
 
 @op
-def lstm(xs: jax.Array, state0: LSTMState, params: LSTMParams) -> tuple[jax.Array, LSTMState]:
-    """An LSTM over a sequence: :func:`lstm_cell` at every time step.
-
-    Derivative: backpropagation through time in one reverse scan carrying
-    ``(dh, dc)``, each step the cell's backward without its matrix products for
-    the weights; ``dxs``, ``dw_ih``, ``dw_hh`` and ``db`` are then single matrix
-    products over all steps. It stores the gate activations and cell states of
-    every step (``5 * time * batch * hidden`` numbers).
-
-    Args:
-      xs: inputs, time-major ``(time, batch, d_in)``.
-      state0: initial :class:`LSTMState`, each ``(batch, hidden)``.
-      params: :class:`LSTMParams`.
-
-    Returns:
-      ``(hs, last_state)``: every ``h_t`` ``(time, batch, hidden)`` and the final state.
-    """
+def lstm(
+    xs: jax.Array, state0: LSTMState, params: LSTMParams, *, checkpoint_every: int | None = None
+):
     _check("lstm", xs, state0, params, 4, time=True)
-    hs, last, _ = _lstm_scan(xs, state0, params)
-    return hs, last
+    _check_every("lstm", xs, checkpoint_every)
+    return _sequence(_LSTM, xs, state0, params, checkpoint_every)
 
 
-def _lstm_fwd(xs, state0, params):
-    _check("lstm", xs, state0, params, 4, time=True)
-    hs, last, (cs, gates) = _lstm_scan(xs, state0, params)
-    return (hs, last), (xs, state0, params, hs, cs, gates)
-
-
-def _lstm_bwd(res, cotangents):
-    xs, state0, p, hs, cs, gates = res
-    dhs, d_last = cotangents
-
-    def step(carry, inputs):
-        dh, dc = carry
-        dh_t, gates_t, c_t, c_prev = inputs
-        da, dc = _lstm_step_bwd(dh_t + dh, dc, gates_t, c_t, c_prev)
-        return (da @ p.w_hh.T, dc), da
-
-    carry = (d_last.h, d_last.c)
-    (dh0, dc0), das = jax.lax.scan(
-        step, carry, (dhs, gates, cs, _previous(state0.c, cs)), reverse=True
-    )
-    d_params = LSTMParams(
-        _flat(xs).T @ _flat(das),
-        _flat(_previous(state0.h, hs)).T @ _flat(das),
-        jnp.sum(_flat(das), axis=0),
-    )
-    return das @ p.w_ih.T, LSTMState(dh0, dc0), d_params
-
-
-lstm.defvjp(_lstm_fwd, _lstm_bwd)
-
-
-def _gru_scan(xs, h0, p: GRUParams):
-    def step(h, xa):
-        h, parts = _gru_step(xa, h, p)
-        return h, (h, parts)
-
-    h_last, (hs, parts) = jax.lax.scan(step, h0, _input_projection(xs, p.w_ih, p.b_ih))
-    return hs, h_last, parts
+lstm.__doc__ = _sequence_doc(
+    "An LSTM over a sequence: :func:`lstm_cell` at every time step.",
+    "state0: initial :class:`LSTMState`, each ``(batch, hidden)``.",
+    ":class:`LSTMParams`",
+    ":class:`LSTMState`",
+)
+lstm.defvjp(_sequence_op_fwd(_LSTM), _sequence_op_bwd(_LSTM))
 
 
 @op
-def gru(xs: jax.Array, h0: jax.Array, params: GRUParams) -> tuple[jax.Array, jax.Array]:
-    """A GRU over a sequence: :func:`gru_cell` at every time step.
-
-    Derivative: backpropagation through time in one reverse scan carrying
-    ``dh``, each step the cell's backward without its weight products; the
-    weight and input gradients are then single matrix products over all steps.
-
-    Args:
-      xs: inputs, time-major ``(time, batch, d_in)``.
-      h0: initial state ``(batch, hidden)``.
-      params: :class:`GRUParams`.
-
-    Returns:
-      ``(hs, h_last)``: every state ``(time, batch, hidden)`` and the last one.
-    """
+def gru(xs: jax.Array, h0: jax.Array, params: GRUParams, *, checkpoint_every: int | None = None):
     _check("gru", xs, h0, params, 3, time=True)
-    hs, h_last, _ = _gru_scan(xs, h0, params)
-    return hs, h_last
+    _check_every("gru", xs, checkpoint_every)
+    return _sequence(_GRU, xs, h0, params, checkpoint_every)
 
 
-def _gru_fwd(xs, h0, params):
-    _check("gru", xs, h0, params, 3, time=True)
-    hs, h_last, parts = _gru_scan(xs, h0, params)
-    return (hs, h_last), (xs, h0, params, hs, parts)
-
-
-def _gru_bwd(res, cotangents):
-    xs, h0, p, hs, parts = res
-    dhs, dh_last = cotangents
-
-    def step(dh, inputs):
-        dh_t, h_prev, parts_t = inputs
-        dxa, dha, dh_direct = _gru_step_bwd(dh_t + dh, h_prev, parts_t)
-        return dh_direct + dha @ p.w_hh.T, (dxa, dha)
-
-    dh0, (dxas, dhas) = jax.lax.scan(step, dh_last, (dhs, _previous(h0, hs), parts), reverse=True)
-    d_params = GRUParams(
-        _flat(xs).T @ _flat(dxas),
-        _flat(_previous(h0, hs)).T @ _flat(dhas),
-        jnp.sum(_flat(dxas), axis=0),
-        jnp.sum(_flat(dhas), axis=0),
-    )
-    return dxas @ p.w_ih.T, dh0, d_params
-
-
-gru.defvjp(_gru_fwd, _gru_bwd)
+gru.__doc__ = _sequence_doc(
+    "A GRU over a sequence: :func:`gru_cell` at every time step.",
+    "h0: initial state ``(batch, hidden)``.",
+    ":class:`GRUParams`",
+    "state",
+)
+gru.defvjp(_sequence_op_fwd(_GRU), _sequence_op_bwd(_GRU))

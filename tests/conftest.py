@@ -1,8 +1,17 @@
-"""Test configuration: float64 on, strict dtype promotion, rank promotion raises,
-and a derandomized hypothesis profile (``ci``, the default) so every run draws
-the same examples. ``HYPOTHESIS_PROFILE=dev`` draws more and at random."""
+"""Test configuration: eight simulated CPU devices, float64 on, strict dtype
+promotion, rank promotion raises, and a derandomized hypothesis profile (``ci``,
+the default) so every run draws the same examples. ``HYPOTHESIS_PROFILE=dev``
+draws more and at random."""
+
+# ruff: noqa: E402  (jax must be imported after XLA_FLAGS is set)
 
 import os
+
+# Eight simulated CPU devices for the multi-device tests (tests/test_parallel.py);
+# XLA reads the flag when JAX starts, so it is set before jax is imported.
+_FLAG = "--xla_force_host_platform_device_count=8"
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}".strip()
 
 import jax
 import pytest
