@@ -44,12 +44,14 @@ def bench_row(
     roofline: bool = False,
     time_it: bool = True,
 ) -> dict:
-    key_args, key_ct = jax.random.split(jax.random.key(hash(spec.name) % 2**31))
+    key_args, key_ct = jax.random.split(jax.random.key(sum(map(ord, spec.name))))
     args = spec.example_args(key_args, dtype, size)
-    cotangent = gradcheck.random_like(key_ct, jax.eval_shape(spec.manual, *args))
+    read = spec.loss_output or (lambda out: out)  # what a training loss reads
     variants = {"manual": spec.manual, "autodiff": spec.autodiff}
     if spec.peer is not None:
         variants["peer"] = spec.peer
+    variants = {name: lambda *a, fn=fn: read(fn(*a)) for name, fn in variants.items()}
+    cotangent = gradcheck.random_like(key_ct, jax.eval_shape(variants["manual"], *args))
     grads = {
         name: compile_timed(_value_and_grad(fn, cotangent, spec.diff_argnums), args)
         for name, fn in variants.items()
