@@ -29,6 +29,7 @@ def _ratio(value) -> str:
 
 
 def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    cudnn = any(row.get("ratio_gpu_peer") is not None for row in rows)
     header = [
         "op",
         "size",
@@ -39,6 +40,7 @@ def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
         "hand/auto",
         "hand/peer",
         "temp MB hand/auto",
+        *(["hand/cuDNN"] if cudnn else []),
         "A/A noise",
         "roofline",
         "agree",
@@ -58,6 +60,7 @@ def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
                 _ratio(row.get("ratio_autodiff")),
                 _ratio(row.get("ratio_peer")),
                 f"{temp['manual'] / 2**20:.1f}/{temp['autodiff'] / 2**20:.1f}",
+                *([_ratio(row.get("ratio_gpu_peer"))] if cudnn else []),
                 f"{100 * row['noise']:.0f}%" if "noise" in row else "-",
                 f"{100 * share:.0f}%" if share is not None else "-",
                 "yes" if row["agree"] else "NO",
@@ -139,6 +142,8 @@ def targets(rows: list[dict], platform: str) -> list[dict]:
         if r["temp_bytes"]["manual"] > 0 or r["temp_bytes"]["autodiff"] > 0
     }
     add("compiled temp memory hand/autodiff <= 1.00", temp, 1.00)
+    cudnn = {key(r): r["ratio_gpu_peer"] for r in timed if r.get("ratio_gpu_peer") is not None}
+    add("LSTM hand-written within 1.5x of cuDNN (time ratio <= 1.5)", cudnn, 1.5)
     if platform == "gpu":
         large = {
             key(r): r["roofline_share"]

@@ -50,6 +50,8 @@ def bench_row(
     variants = {"manual": spec.manual, "autodiff": spec.autodiff}
     if spec.peer is not None:
         variants["peer"] = spec.peer
+    if spec.gpu_peer is not None and jax.default_backend() == "gpu":
+        variants["gpu_peer"] = spec.gpu_peer
     variants = {name: lambda *a, fn=fn: read(fn(*a)) for name, fn in variants.items()}
     cotangent = gradcheck.random_like(key_ct, jax.eval_shape(variants["manual"], *args))
     grads = {
@@ -89,6 +91,9 @@ def bench_row(
     row["noise"] = abs(manual / times["manual_again"]["median_s"] - 1)
     row["ratio_autodiff"] = manual / times["autodiff"]["median_s"]
     row["ratio_peer"] = manual / times["peer"]["median_s"] if "peer" in times else None
+    if "gpu_peer" in times:
+        row["gpu_peer_name"] = spec.gpu_peer_name
+        row["ratio_gpu_peer"] = manual / times["gpu_peer"]["median_s"]
     if ceilings and roofline:
         floor_s = max(
             row["bytes"] / ceilings["bandwidth_bytes_per_s"],

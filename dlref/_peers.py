@@ -99,3 +99,35 @@ def mlp_loss(*, activation: str):
         return optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
     return peer
+
+
+def cudnn_weights(params):
+    """LSTMParams as cuDNN's flat weight vector (PyTorch's layout: W_ih (4H, d_in),
+    W_hh (4H, H), b_ih, b_hh), as ``jax.experimental.rnn`` expects."""
+    import jax.numpy as jnp
+
+    w_ih, w_hh, b = params
+    return jnp.concatenate([w_ih.T.ravel(), w_hh.T.ravel(), b, jnp.zeros_like(b)])
+
+
+def cudnn_lstm(xs, state0, params):
+    """cuDNN's LSTM through ``jax.experimental.rnn`` (GPU only), time-major."""
+    import jax.numpy as jnp
+    from jax.experimental import rnn
+
+    steps, batch, d_in = xs.shape
+    hidden = params.w_hh.shape[0]
+    lengths = jnp.full((batch,), steps, jnp.int32)
+    y, h, c = rnn.lstm(
+        jnp.swapaxes(xs, 0, 1),
+        state0.h[None],
+        state0.c[None],
+        cudnn_weights(params),
+        lengths,
+        d_in,
+        hidden,
+        1,
+        0.0,
+        False,
+    )
+    return jnp.swapaxes(y, 0, 1), LSTMState(h[0], c[0])

@@ -96,6 +96,8 @@ class OpSpec:
         they matter for a roofline (matrix products); None for elementwise ops.
       loss_output: the part of the output a training loss reads (batch norm's
         new running statistics are carried, not differentiated); None: all.
+      gpu_peer: a second peer that runs on GPUs only (cuDNN's LSTM), benchmarked
+        there beside ``peer``.
     """
 
     name: str
@@ -108,6 +110,8 @@ class OpSpec:
     degree: int = 1
     flops: Callable[[Size], int] | None = None
     loss_output: Callable[[Any], Any] | None = None
+    gpu_peer: Callable[..., Any] | None = None
+    gpu_peer_name: str = ""
 
     @property
     def module(self) -> str:
@@ -387,6 +391,8 @@ def _recurrent_entries() -> list[OpSpec]:
                 peer_name="flax linen nn.RNN",
                 degree=2,
                 flops=_recurrent_flops(gates, time=True),
+                gpu_peer=_peers.cudnn_lstm if kind == "lstm" else None,
+                gpu_peer_name="cuDNN (jax.experimental.rnn)" if kind == "lstm" else "",
             )
         )
     entries.append(

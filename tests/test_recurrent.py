@@ -83,3 +83,35 @@ def test_recurrent_errors_name_the_argument(key):
         rec.lstm_cell(xs[0], rec.LSTMState(state.h, jnp.ones((3, 7), jnp.float32)), params)
     with pytest.raises(TypeError, match=r"gru: arguments must share one dtype"):
         rec.gru(xs, rec.zeros_state(3, 6, f64), rec.init_gru(key, 4, 6))
+
+
+def test_cudnn_weight_packing_matches_jax_reference_lstm(key):
+    """The benchmark's cuDNN peer packs LSTMParams into cuDNN's flat weights; on
+    the CPU, jax.experimental.rnn's reference LSTM reads the same layout."""
+    from jax.experimental import rnn
+
+    from dlref import _peers
+
+    params = rec.init_lstm(key, 4, 6, dtype=f64)
+    params = params._replace(b=jax.random.normal(key, params.b.shape, f64))
+    xs = jax.random.normal(jax.random.key(1), (7, 3, 4), f64)
+    state = rec.LSTMState(*jax.random.normal(jax.random.key(2), (2, 3, 6), f64))
+    w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(_peers.cudnn_weights(params), 4, 6, 1, False)
+    lengths = jnp.full((3,), 7, jnp.int32)
+    y, h, c = rnn.lstm_ref(
+        jnp.swapaxes(xs, 0, 1),
+        state.h[None],
+        state.c[None],
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        lengths,
+        4,
+        6,
+        1,
+        0.0,
+        False,
+    )
+    hs, last = rec.lstm(xs, state, params)
+    assert_close((jnp.swapaxes(y, 0, 1), h[0], c[0]), (hs, last.h, last.c), 1e-13)
