@@ -175,3 +175,35 @@ def test_mesh_and_sharding_errors():
         xs = jnp.ones((10, 2, 3), jnp.float32)
         rec.lstm(xs, rec.zeros_state(2, 4, lstm=True), params, checkpoint_every=4)
     np.testing.assert_equal(parallel.make_mesh(2).devices.size, 2)
+
+
+def test_data_parallel_example_prints_throughput_per_device_count():
+    """The example script, as a user runs it (its own process, 4 simulated devices)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "examples.data_parallel",
+            "--simulate",
+            "4",
+            "--batch",
+            "64",
+            "--steps",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith(("mlp", "lstm"))]
+    assert [(r[0], r[1], int(r[2])) for r in rows] == [
+        (m, v, n) for m in ("mlp", "lstm") for v in ("hand", "autodiff") for n in (1, 2, 4)
+    ]
+    assert all(float(r[4]) > 0 for r in rows)
