@@ -432,25 +432,18 @@ _LAYER_ENTRIES = [
         _elementwise,
         kwargs={"rate": 0.3, "key": np.array([0, 42], np.uint32)},
     ),
-    _entry(
-        "batch_norm",
-        lay.batch_norm,
-        _batch_norm_args,
-        kwargs={"training": True},
-        peer=_peers.batch_norm(training=True),
-        peer_name="flax linen BatchNorm",
-        degree=2,
-        loss_output=lambda out: out[0],
-    ),
-    _entry(
-        "batch_norm_eval",
-        lay.batch_norm,
-        _batch_norm_args,
-        kwargs={"training": False},
-        peer=_peers.batch_norm(training=False),
-        peer_name="flax linen BatchNorm",
-        degree=2,
-        loss_output=lambda out: out[0],
+    *(
+        _entry(
+            name,
+            lay.batch_norm,
+            _batch_norm_args,
+            kwargs={"training": training},
+            peer=_peers.batch_norm(training=training),
+            peer_name="flax linen BatchNorm",
+            degree=2,
+            loss_output=lambda out: out[0],  # y; the running statistics are carried
+        )
+        for name, training in (("batch_norm", True), ("batch_norm_eval", False))
     ),
     *_recurrent_entries(),
     _entry(
