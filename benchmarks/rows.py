@@ -78,6 +78,7 @@ def bench_row(
         "agree": all(err <= tol for err in agreement.values()),
         "compile_s": {name: c.compile_s for name, c in {**grads, **forwards}.items()},
         "temp_bytes": {name: c.temp_bytes for name, c in grads.items()},
+        "argument_bytes": {name: c.argument_bytes for name, c in grads.items()},
         "bytes": spec.bytes_moved(size, dtype),
         "flops": spec.flops(size) if spec.flops else 0,
     }
