@@ -195,14 +195,14 @@ def batch_norm(
     Evaluation (``training=False``): the running statistics replace the batch's,
     and the state is returned unchanged.
 
-    Derivative (training, the simplified closed form): with ``g = dy * scale``
-    and means over the batch,
-    ``dx = (g - mean(g) - x_hat * mean(g * x_hat)) / sqrt(var + eps)``,
-    ``dscale = sum(dy * x_hat)``, ``dshift = sum(dy)``. The running statistics
+    Derivative (training, the simplified closed form): with means over the batch,
+    ``dx = scale / sqrt(var + eps) * (dy - mean(dy) - x_hat * mean(dy * x_hat))``,
+    ``dscale = sum(dy * x_hat)``, ``dshift = sum(dy)``: two reductions serve
+    all three. The running statistics
     are carried, not differentiated through the batch (``stop_gradient``); their
     own derivative is ``d state = momentum * d new_state``. Evaluation:
-    ``dx = g / sqrt(r_var + eps)`` and the running statistics get the gradient
-    of an affine map.
+    ``dx = dy * scale / sqrt(r_var + eps)`` and the running statistics get the
+    gradient of an affine map.
 
     Args:
       x: activations, floating, shape ``(batch, ..., features)``.
@@ -261,20 +261,22 @@ def _batch_norm_bwd(res, cotangents, *, training=True, momentum=0.99, axis_name=
     n = x.ndim
     axes = tuple(range(n - 1))
     x_hat = (x - _bias_row(mean, n)) * _bias_row(inv_std, n)  # the forward's x_hat
-    dscale, dshift = jnp.sum(dy * x_hat, axis=axes), jnp.sum(dy, axis=axes)
-    g = dy * _bias_row(scale, n)
+    # Two reductions serve every gradient: dshift = sum(dy), dscale = sum(dy * x_hat).
+    dshift, dscale = jnp.sum(dy, axis=axes), jnp.sum(dy * x_hat, axis=axes)
+    gain = scale * inv_std  # d y / d x along the normalization
     if not training:
-        dmean = -jnp.sum(g, axis=axes) * inv_std
-        dvar = -0.5 * jnp.sum(g * x_hat, axis=axes) * inv_std * inv_std
-        d_state = BatchNormState(dstate.mean + dmean, dstate.var + dvar)
-        return _narrow(dtype, g * _bias_row(inv_std, n), dscale, dshift, d_state)
-    mean_g, mean_gx = jnp.mean(g, axis=axes), jnp.mean(g * x_hat, axis=axes)
-    if axis_name is not None:
-        mean_g = jax.lax.pmean(mean_g, axis_name)
-        mean_gx = jax.lax.pmean(mean_gx, axis_name)
-    dx = (g - _bias_row(mean_g, n) - x_hat * _bias_row(mean_gx, n)) * _bias_row(inv_std, n)
+        d_state = BatchNormState(
+            dstate.mean - gain * dshift, dstate.var - 0.5 * gain * inv_std * dscale
+        )
+        return _narrow(dtype, dy * _bias_row(gain, n), dscale, dshift, d_state)
+    count = x.size // x.shape[-1]
+    mean_dy, mean_dy_x_hat = dshift / count, dscale / count
+    if axis_name is not None:  # the means are over the global batch
+        mean_dy = jax.lax.pmean(mean_dy, axis_name)
+        mean_dy_x_hat = jax.lax.pmean(mean_dy_x_hat, axis_name)
+    centred = dy - _bias_row(mean_dy, n) - x_hat * _bias_row(mean_dy_x_hat, n)
     d_state = BatchNormState(momentum * dstate.mean, momentum * dstate.var)
-    return _narrow(dtype, dx, dscale, dshift, d_state)
+    return _narrow(dtype, centred * _bias_row(gain, n), dscale, dshift, d_state)
 
 
 def _narrow(dtype, *trees):
