@@ -74,7 +74,9 @@ dense.defvjp(_dense_fwd, _dense_bwd)
 
 
 @op
-def dropout(x: jax.Array, *, rate: float, key: jax.Array, training: bool = True) -> jax.Array:
+def dropout(
+    x: jax.Array, *, rate: float, key: jax.Array | None = None, training: bool = True
+) -> jax.Array:
     """Inverted dropout: zero each entry with probability ``rate``, scale the rest
     by ``1 / (1 - rate)`` so that the expectation is unchanged.
 
@@ -88,7 +90,8 @@ def dropout(x: jax.Array, *, rate: float, key: jax.Array, training: bool = True)
     Args:
       x: floating array of any shape.
       rate: the probability of zeroing an entry, in [0, 1].
-      key: a PRNG key (``jax.random.key``); pass a fresh one every step.
+      key: a PRNG key (``jax.random.key``); pass a fresh one every step. Not
+        needed where dropout is the identity (not training, or rate 0).
       training: when False, dropout is the identity.
 
     Returns:
@@ -100,11 +103,13 @@ def dropout(x: jax.Array, *, rate: float, key: jax.Array, training: bool = True)
         return x
     if rate == 1:
         return jnp.zeros_like(x)
+    if key is None:
+        raise ValueError(f"dropout: `key` is needed to draw the mask when training at rate {rate}")
     keep = jax.random.bernoulli(key, 1 - rate, x.shape)
     return jnp.where(keep, x * (1 / (1 - rate)), 0)
 
 
-def _dropout_fwd(x, *, rate, key, training=True):
+def _dropout_fwd(x, *, rate, key=None, training=True):
     y = dropout.autodiff(x, rate=rate, key=key, training=training)
     if not training or rate in (0, 1):
         return y, (None,)

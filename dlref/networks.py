@@ -13,6 +13,8 @@ output (relu: ``a > 0``; tanh: ``1 - a**2``; sigmoid: ``a * (1 - a)``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 
@@ -32,8 +34,10 @@ _ACTIVATIONS = {
 }
 
 
-def init_mlp(key: jax.Array, sizes: list[int], dtype=jnp.float32) -> list[tuple]:
-    """``[(w, b), ...]`` for layer sizes ``[d_in, hidden..., d_out]`` (LeCun normal, zero bias)."""
+def init_mlp(key: jax.Array, sizes: Sequence[int], dtype=jnp.float32) -> list[tuple]:
+    """``[(w, b), ...]`` for layer sizes ``(d_in, hidden..., d_out)`` (LeCun normal,
+    zero bias); pass a tuple to make ``sizes`` a static argument under ``jit``."""
+    sizes = list(sizes)
     keys = jax.random.split(key, len(sizes) - 1)
     return [init_dense(k, a, b, dtype) for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)]
 

@@ -34,10 +34,9 @@ CLAIM = (
 
 # The largest |sum - softplus| over x in [-5, N - 5] and N >= 10 is 0.010621, at N = 10 and
 # x = 0.008 (measured below); for N >= 11 it is below 0.0106, and it falls to the
-# midpoint-rule error 0.010578 at x = 0 as N grows. tests/test_activations.py states 0.0106
-# for N >= 10, which N = 10 exceeds.
+# midpoint-rule error 0.010578 at x = 0 as N grows. tests/test_activations.py states this
+# bound, 0.01063 for N >= 10, measured on a fine grid.
 HINTON_BOUND = 0.01063
-LIBRARY_BOUND = 0.0106
 
 
 def _derivative(f):
@@ -167,7 +166,7 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     ax = axes[1, 0]
     for n, (hx, err) in hinton.items():
         ax.plot(hx, err, label=f"N = {n}: max |error| {worst[n]:.5f}")
-    ax.axhline(-LIBRARY_BOUND, color="k", ls=":", lw=1, label=f"-{LIBRARY_BOUND} (dlref's tests)")
+    ax.axhline(-HINTON_BOUND, color="k", ls=":", lw=1, label=f"-{HINTON_BOUND} (dlref's tests)")
     ax.set_xlim(-5, max(ns) - 5)
     ax.set_title("error of the sum against softplus on [-5, N - 5]")
     ax.set_xlabel("x")
@@ -177,7 +176,7 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     for hx, err in hinton.values():
         keep = np.abs(hx) <= 0.1
         inset.plot(hx[keep], err[keep])
-    inset.axhline(-LIBRARY_BOUND, color="k", ls=":", lw=1)
+    inset.axhline(-HINTON_BOUND, color="k", ls=":", lw=1)
     inset.set_title("near x = 0", fontsize=9)
     inset.tick_params(labelsize=7)
 
@@ -204,8 +203,8 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     ns_text = ", ".join(str(n) for n in ns)
     summary = (
         f"sum of N shifted sigmoids ~ softplus: max error {worst_all:.6f} on [-5, N - 5] "
-        f"(N = {ns_text}; at N = {ns[0]}, x = {worst_at[ns[0]]:.3f}: above the 0.0106 "
-        f"dlref's tests state), but softplus is a smooth ReLU, not ReLU (gap up to "
+        f"(N = {ns_text}; the worst at N = {ns[0]}, x = {worst_at[ns[0]]:.3f}, within the "
+        f"{HINTON_BOUND} dlref's tests state), but softplus is a smooth ReLU, not ReLU (gap up to "
         f"{relu_gap:.3f}); tanh'(0) = {tanh0:g} vs sigmoid'(0) = {sigmoid0:g}, on [-1, 1] "
         f"tanh' >= {tanh_min:.3f} > sigmoid' <= {sigmoid_max:.3f}; "
         "tanh is an activation, not a weight initializer"
@@ -219,11 +218,11 @@ passes); sigmoid matches `scipy.special.expit` to {ref_sigmoid:.1e} and softplus
 - **Hinton's sum of shifted sigmoids approximates softplus**: the largest
   `|sum_{{i=1..N}} sigmoid(x - i + 0.5) - log(1 + e^x)|` over x in [-5, N - 5]
   ({per_n}; a grid of step 0.005, the worst point refined by scipy's `minimize_scalar`)
-  is at most {worst_all:.6f}. **The bound dlref's tests state, 0.0106 for N >= 10, is
-  slightly wrong**: N = 10 exceeds it ({worst[ns[0]]:.6f} at x = {worst_at[ns[0]]:.4f}),
-  because the tail term `softplus(x - N)` adds {tail:.1e} there. Correct: <=
-  {HINTON_BOUND} for N >= 10, < {LIBRARY_BOUND} for N >= 11 ({worst[11]:.6f}), and the
-  error falls with N to the midpoint-rule error {worst[ns[-1]]:.6f} at x = 0.
+  is at most {worst_all:.6f}, within the bound dlref's tests state, {HINTON_BOUND} for
+  N >= 10. The worst case is N = 10 ({worst[ns[0]]:.6f} at x = {worst_at[ns[0]]:.4f}),
+  where the tail term `softplus(x - N)` adds {tail:.1e}: a bound of 0.0106 would be
+  exceeded there, though it holds from N = 11 ({worst[11]:.6f}); the error falls with N to
+  the midpoint-rule error {worst[ns[-1]]:.6f} at x = 0.
   The sum is the midpoint rule for the integral of `sigmoid(x - t)` over t in [0, N],
   which is `softplus(x) - softplus(x - N)`; so the approximation needs x well below N:
   at x = N = {N_SHOW} the error is already {at_n:.3f} (about -log 2), and past N the

@@ -74,6 +74,14 @@ def test_dropout_statistics_and_flax(rate, key):
         np.testing.assert_allclose(y[y != 0], 1 / (1 - rate), rtol=1e-15)
 
 
+def test_dropout_needs_a_key_only_when_it_draws_a_mask():
+    x = jnp.ones((2, 3))
+    np.testing.assert_array_equal(layers.dropout(x, rate=0.5, training=False), x)
+    np.testing.assert_array_equal(layers.dropout(x, rate=0.0), x)
+    with pytest.raises(ValueError, match=r"dropout: `key` is needed to draw the mask"):
+        layers.dropout(x, rate=0.5)
+
+
 @pytest.mark.parametrize("rate", [-0.1, 1.5])
 def test_dropout_rate_outside_unit_interval_is_an_error(rate, key):
     with pytest.raises(ValueError, match=r"dropout: `rate` must lie in \[0.0, 1.0\]"):
