@@ -27,7 +27,7 @@ from dlref import OPS
 
 MODES = {
     # repeats, smallest sample, stream elements, matmul n
-    "quick": {"repeats": 25, "min_sample_s": 0.01, "stream": 2**24, "matmul": 1024},
+    "quick": {"repeats": 15, "min_sample_s": 0.01, "stream": 2**24, "matmul": 1024},
     "full": {"repeats": 31, "min_sample_s": 0.002, "stream": 2**28, "matmul": 8192},
     "smoke": {"repeats": 0, "min_sample_s": 0.0, "stream": 0, "matmul": 0},
 }
