@@ -30,11 +30,6 @@ def _abs(x):
     return jnp.abs(jnp.where(x != 0, x, 0))
 
 
-def _sign(x):
-    """The derivative of :func:`_abs`, from the same subexpression (XLA shares it)."""
-    return jnp.sign(jnp.where(x != 0, x, 0))
-
-
 def _sigmoid_from_exp(x):
     """sigmoid(x) from ``exp(-|x|)``, the same subexpression the softplus forms
     compute, so that XLA computes the exponential once for value and gradient."""

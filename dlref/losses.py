@@ -27,7 +27,6 @@ from dlref.activations import (
     _log_normalizer,
     _neg_abs,
     _sigmoid_from_exp,
-    _sign,
 )
 
 __all__ = [
@@ -134,12 +133,14 @@ def mae(pred: jax.Array, target: jax.Array) -> jax.Array:
 
 
 def _mae_fwd(pred, target):
-    return mae.autodiff(pred, target), (pred, target)
+    # The kink convention lives in the backward, so the plain |r| serves here.
+    _check_pair("mae", pred=pred, target=target)
+    return jnp.mean(jnp.abs(pred - target), axis=-1), (pred, target)
 
 
 def _mae_bwd(res, dy):
     pred, target = res
-    dpred = dy[..., None] * (_sign(pred - target) / pred.shape[-1])
+    dpred = dy[..., None] * (jnp.sign(pred - target) / pred.shape[-1])
     return dpred, -dpred
 
 
@@ -487,8 +488,11 @@ def _sce_labels_fwd(logits, labels):
 
 def _sce_labels_bwd(res, dy):
     logits, labels, top, exp_sum = res
-    probs = jnp.exp(logits - top) / exp_sum  # the forward's exponentials
-    return dy[..., None] * (probs - _one_hot(labels, logits)), None
+    probs_dy = jnp.exp(logits - top) * (dy[..., None] / exp_sum)  # one division per row
+    # Subtract dy at each true class in place: a scatter of one entry per
+    # example, where a one-hot would be a compare over every logit.
+    true_class = (*jnp.indices(labels.shape, sparse=True), labels)
+    return probs_dy.at[true_class].add(-dy), None
 
 
 softmax_cross_entropy_with_integer_labels.defvjp(_sce_labels_fwd, _sce_labels_bwd)

@@ -20,9 +20,13 @@ import jax.numpy as jnp
 
 from dlref import _checks
 from dlref._op import op
-from dlref.activations import _exp_sum, _log_normalizer
 from dlref.layers import _bias_row, init_dense
-from dlref.losses import _check_labels, _one_hot
+from dlref.losses import (
+    _check_labels,
+    _sce_labels_bwd,
+    _sce_labels_fwd,
+    softmax_cross_entropy_with_integer_labels,
+)
 
 __all__ = ["init_mlp", "mlp", "mlp_loss"]
 
@@ -150,25 +154,21 @@ def mlp_loss(
     _check_mlp("mlp_loss", params, x, activation)
     logits, _ = _forward(params, x, activation)
     _check_labels("mlp_loss", logits, labels)
-    top, log_sum = _log_normalizer(logits, -1)
-    picked = jnp.take_along_axis(logits, labels[:, None], axis=-1, mode="fill")
-    return jnp.mean(log_sum - (picked - top))
+    return jnp.mean(softmax_cross_entropy_with_integer_labels.autodiff(logits, labels))
 
 
 def _mlp_loss_fwd(params, x, labels, *, activation="relu"):
     _check_mlp("mlp_loss", params, x, activation)
     logits, hidden = _forward(params, x, activation)
     _check_labels("mlp_loss", logits, labels)
-    top, log_sum = _log_normalizer(logits, -1)
-    picked = jnp.take_along_axis(logits, labels[:, None], axis=-1, mode="fill")
-    loss = jnp.mean(log_sum - (picked - top))
-    return loss, (params, x, labels, hidden, logits, top, _exp_sum(logits, top, -1))
+    per_example, ce_res = _sce_labels_fwd(logits, labels)
+    return jnp.mean(per_example), (params, x, hidden, ce_res)
 
 
 def _mlp_loss_bwd(res, dy, *, activation="relu"):
-    params, x, labels, hidden, logits, top, exp_sum = res
-    probs = jnp.exp(logits - top) / exp_sum  # the forward's exponentials
-    dlogits = (probs - _one_hot(labels, logits)) * (dy / logits.shape[0])
+    params, x, hidden, ce_res = res
+    n = x.shape[0]
+    dlogits, _ = _sce_labels_bwd(ce_res, jnp.full((n,), dy / n))  # d mean = dy / n each
     grads, dx = _backward(params, x, hidden, dlogits, activation)
     return grads, dx, None
 

@@ -336,23 +336,17 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     # Figure.
     fig, axes = plt.subplots(2, 2, figsize=(15, 10.5), layout="constrained")
     lags = np.arange(length)
-    ax = axes[0, 0]
-    for cell in CELLS:
-        ax.semilogy(lags, sens_init[cell], "-", color=COLOURS[cell], label=NAMES[cell])
-    ax.axvline(7, color="grey", ls=":", lw=1)
-    ax.set_xlabel("k (steps back from the last step T)")
-    ax.set_ylabel("|d h_T / d x_(T-k)|")
-    ax.set_title(f"(a) sensitivity at random initialization (T = {length - 1})")
-    ax.legend()
-
-    ax = axes[0, 1]
-    for cell in CELLS:
-        ax.semilogy(lags, sens_trained[cell], "-", color=COLOURS[cell], label=NAMES[cell])
-    ax.axvline(7, color="grey", ls=":", lw=1)
-    ax.set_xlabel("k (steps back from the last step T)")
-    ax.set_ylabel("|d h_T / d x_(T-k)|")
-    ax.set_title(f"(a) sensitivity after training on k = {ks[-1]} (best seed of each)")
-    ax.legend()
+    for ax, sens, title in (
+        (axes[0, 0], sens_init, f"at random initialization (T = {length - 1})"),
+        (axes[0, 1], sens_trained, f"after training on k = {ks[-1]} (best seed of each)"),
+    ):
+        for cell in CELLS:
+            ax.semilogy(lags, sens[cell], "-", color=COLOURS[cell], label=NAMES[cell])
+        ax.axvline(7, color="grey", ls=":", lw=1)
+        ax.set_xlabel("k (steps back from the last step T)")
+        ax.set_ylabel("|d h_T / d x_(T-k)|")
+        ax.set_title(f"(a) sensitivity {title}")
+        ax.legend()
 
     ax = axes[1, 0]
     for cell in CELLS:
