@@ -439,11 +439,10 @@ def _softmax_cross_entropy_fwd(logits, targets):
 
 def _softmax_cross_entropy_bwd(res, dy):
     logits, targets, top, exp_sum = res
-    probs = jnp.exp(logits - top) / exp_sum  # the forward's exponentials
     log_p = _masked((logits - top) - jnp.log(exp_sum), targets)
     dy = dy[..., None]
-    total = jnp.sum(targets, axis=-1, keepdims=True)
-    return dy * (probs * total - targets), -dy * log_p
+    scale = dy * jnp.sum(targets, axis=-1, keepdims=True) / exp_sum  # one division per row
+    return jnp.exp(logits - top) * scale - dy * targets, -dy * log_p
 
 
 softmax_cross_entropy.defvjp(_softmax_cross_entropy_fwd, _softmax_cross_entropy_bwd)
