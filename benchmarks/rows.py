@@ -7,7 +7,8 @@ hand-written backward (``manual``), with JAX autodiff of the same forward
 (``autodiff``) and with the peer implementation (``peer``), plus the forward
 alone, and the hand-written one a second time as an A/A control whose spread
 is the row's noise. Before timing, the variants' values and gradients must agree, so a fast
-wrong answer cannot win.
+wrong answer cannot win. Each ratio is the median of the per-repeat ratios of
+two interleaved variants, with a 95% interval (``ratio_<variant>_interval``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from benchmarks.timing import compile_timed, interleaved_medians
+from benchmarks.timing import compile_timed, interleaved_medians, paired_ratio
 from dlref import OpSpec, gradcheck
 
 # float32 results of different (equal) formulas: agreement well within 1e-4.
@@ -89,12 +90,19 @@ def bench_row(
     times = interleaved_medians(calls, args, repeats=repeats, min_sample_s=min_sample_s)
     row["times"] = times
     manual = times["manual"]["median_s"]
-    row["noise"] = abs(manual / times["manual_again"]["median_s"] - 1)
-    row["ratio_autodiff"] = manual / times["autodiff"]["median_s"]
-    row["ratio_peer"] = manual / times["peer"]["median_s"] if "peer" in times else None
+
+    def ratio(other: str) -> dict[str, float]:
+        return paired_ratio(times["manual"]["samples_s"], times[other]["samples_s"])
+
+    row["noise"] = abs(ratio("manual_again")["median"] - 1)
+    row["ratio_peer"] = None
+    for other in ("autodiff", "peer", "gpu_peer"):
+        if other in times:
+            interval = ratio(other)
+            row[f"ratio_{other}"] = interval["median"]
+            row[f"ratio_{other}_interval"] = [interval["low"], interval["high"]]
     if "gpu_peer" in times:
         row["gpu_peer_name"] = spec.gpu_peer_name
-        row["ratio_gpu_peer"] = manual / times["gpu_peer"]["median_s"]
     if ceilings and roofline:
         floor_s = max(
             row["bytes"] / ceilings["bandwidth_bytes_per_s"],
