@@ -109,8 +109,8 @@ def l1_prox(params: PyTree, *, threshold: float) -> PyTree:
     ``loss + lam * l1(w)`` with learning rate ``lr`` is
     ``l1_prox(w - lr * grad(loss), threshold=lr * lam)``.
 
-    Derivative: ``dw = dy`` where ``|w| > threshold``, else 0 (0 at exactly the
-    threshold).
+    Derivative: ``dw = dy`` where ``|w| > threshold`` (where the output is not
+    0), else 0 (0 at exactly the threshold).
 
     Args:
       params: a pytree of floating arrays.
@@ -121,8 +121,11 @@ def l1_prox(params: PyTree, *, threshold: float) -> PyTree:
     """
     _leaves("l1_prox", params)
     _checks.in_interval("l1_prox", "threshold", threshold, 0, float("inf"))
-    t = threshold
-    return jax.tree.map(lambda w: jnp.where(w > t, w - t, jnp.where(w < -t, w + t, 0)), params)
+    return jax.tree.map(lambda w: _soft_threshold(w, threshold), params)
+
+
+def _soft_threshold(w, t):
+    return jnp.where(w > t, w - t, jnp.where(w < -t, w + t, 0))
 
 
 def _l1_prox_fwd(params, *, threshold):
@@ -131,8 +134,13 @@ def _l1_prox_fwd(params, *, threshold):
 
 def _l1_prox_bwd(res, dy, *, threshold):
     (params,) = res
-    t = threshold  # the forward's comparisons, shared by XLA
-    return (jax.tree.map(lambda w, d: jnp.where(w > t, d, jnp.where(w < -t, d, 0)), params, dy),)
+
+    # "Output not 0" rather than |w| > t: the forward's own expression, so XLA
+    # computes value and gradient in one pass over w (w > t implies w - t != 0).
+    def grad(w, d):
+        return jnp.where(_soft_threshold(w, threshold) != 0, d, 0)
+
+    return (jax.tree.map(grad, params, dy),)
 
 
 l1_prox.defvjp(_l1_prox_fwd, _l1_prox_bwd)
