@@ -127,15 +127,17 @@ def mae(pred: jax.Array, target: jax.Array) -> jax.Array:
     Returns:
       The loss, shape ``(...)``.
     """
+    return _mean_abs(pred, target, _abs)  # derivative sign(r), 0 at 0
+
+
+def _mean_abs(pred, target, absolute):
     _check_pair("mae", pred=pred, target=target)
-    r = pred - target
-    return jnp.mean(_abs(r), axis=-1)  # derivative sign(r), 0 at 0
+    return jnp.mean(absolute(pred - target), axis=-1)
 
 
 def _mae_fwd(pred, target):
     # The kink convention lives in the backward, so the plain |r| serves here.
-    _check_pair("mae", pred=pred, target=target)
-    return jnp.mean(jnp.abs(pred - target), axis=-1), (pred, target)
+    return _mean_abs(pred, target, jnp.abs), (pred, target)
 
 
 def _mae_bwd(res, dy):
