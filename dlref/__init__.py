@@ -9,7 +9,20 @@ forward left to JAX's autodiff (for forward mode: ``jax.jvp``, ``jax.hessian``).
 variants, example inputs, peer implementation), which tests and benchmarks use.
 """
 
-from dlref import activations, gradcheck, losses, metrics, regularizers
+from dlref import (
+    activations,
+    convert,
+    gradcheck,
+    layers,
+    losses,
+    metrics,
+    networks,
+    optim,
+    parallel,
+    recurrent,
+    regularizers,
+)
+from dlref._checks import InputError
 from dlref._op import is_op, op
 from dlref._registry import OPS, OpSpec
 
@@ -17,12 +30,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "OPS",
+    "InputError",
     "OpSpec",
     "activations",
+    "convert",
     "gradcheck",
     "is_op",
+    "layers",
     "losses",
     "metrics",
+    "networks",
     "op",
+    "optim",
+    "parallel",
+    "recurrent",
     "regularizers",
 ]

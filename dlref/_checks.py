@@ -1,16 +1,38 @@
-"""Input checks shared by every op: each error names the function, the argument
-and the shapes or values at fault. Shape, rank and dtype checks go through chex
-and run at trace time, so they cost nothing under ``jit``; value checks run
-only when the values are concrete (outside ``jit``)."""
+"""Input checks shared by every op: each error names the function, the argument,
+what was expected and what was given. Shape, rank and dtype checks go through
+chex and run at trace time, so they cost nothing under ``jit``; value checks run
+only when the values are concrete (outside ``jit``).
+
+Every check raises :class:`InputError`, dlref's one exception type for bad input.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+class InputError(ValueError):
+    """Bad input to a dlref function: a wrong shape, rank, dtype, value or option.
+
+    The message leads with the function, the argument, what was expected and what
+    was given. A subclass of ``ValueError``, so ``except ValueError`` catches it.
+    """
+
+
+@contextlib.contextmanager
+def _chex(message: str) -> Iterator[None]:
+    """Turns a failed chex assertion into an :class:`InputError` led by ``message``."""
+    try:
+        yield
+    except AssertionError as error:
+        raise InputError(message) from error
 
 
 def _describe(x: Any) -> str:
@@ -20,21 +42,17 @@ def _describe(x: Any) -> str:
 def floating(fn: str, **arrays: Any) -> None:
     """Each array has a floating dtype."""
     for name, x in arrays.items():
-        chex.assert_type(
-            x,
-            float,
-            custom_message=f"{fn}: `{name}` must be a floating array; got {_describe(x)}",
-        )
+        message = f"{fn}: `{name}` must be a floating array; got {_describe(x)}"
+        with _chex(message):
+            chex.assert_type(x, float, custom_message=message)
 
 
 def integer(fn: str, **arrays: Any) -> None:
     """Each array has an integer dtype (class labels)."""
     for name, x in arrays.items():
-        chex.assert_type(
-            x,
-            int,
-            custom_message=f"{fn}: `{name}` must hold integer labels; got {_describe(x)}",
-        )
+        message = f"{fn}: `{name}` must hold integer labels; got {_describe(x)}"
+        with _chex(message):
+            chex.assert_type(x, int, custom_message=message)
 
 
 def same_dtype(fn: str, **arrays: Any) -> None:
@@ -42,22 +60,20 @@ def same_dtype(fn: str, **arrays: Any) -> None:
     dtypes = {name: jnp.result_type(x) for name, x in arrays.items()}
     if len(set(dtypes.values())) > 1:
         found = ", ".join(f"`{k}` {v}" for k, v in dtypes.items())
-        raise TypeError(f"{fn}: arguments must share one dtype; got {found}")
+        raise InputError(f"{fn}: arguments must share one dtype; got {found}")
 
 
 def rank(fn: str, name: str, x: Any, expected: int | set[int]) -> None:
     """``x`` has the expected rank (an int or a set of allowed ranks)."""
-    chex.assert_rank(
-        x,
-        expected,
-        custom_message=f"{fn}: `{name}` must have rank {expected}; got {_describe(x)}",
-    )
+    message = f"{fn}: `{name}` must have rank {expected}; got {_describe(x)}"
+    with _chex(message):
+        chex.assert_rank(x, expected, custom_message=message)
 
 
 def min_rank(fn: str, name: str, x: Any, minimum: int, meaning: str) -> None:
     """``x`` has at least ``minimum`` axes; ``meaning`` says what they are."""
     if jnp.ndim(x) < minimum:
-        raise ValueError(
+        raise InputError(
             f"{fn}: `{name}` must have at least {minimum} axis ({meaning}); got {_describe(x)}"
         )
 
@@ -66,23 +82,18 @@ def same_shape(fn: str, **arrays: Any) -> None:
     """All arrays share one shape (no broadcasting)."""
     (first, x0), *rest = arrays.items()
     for name, x in rest:
-        chex.assert_shape(
-            x,
-            jnp.shape(x0),
-            custom_message=(
-                f"{fn}: `{name}` must have the shape of `{first}` {jnp.shape(x0)}; "
-                f"got {jnp.shape(x)}"
-            ),
+        message = (
+            f"{fn}: `{name}` must have the shape of `{first}` {jnp.shape(x0)}; got {jnp.shape(x)}"
         )
+        with _chex(message):
+            chex.assert_shape(x, jnp.shape(x0), custom_message=message)
 
 
 def shape(fn: str, name: str, x: Any, expected: tuple[int | None, ...], why: str) -> None:
     """``x`` has the expected shape (``None`` matches any size)."""
-    chex.assert_shape(
-        x,
-        expected,
-        custom_message=f"{fn}: `{name}` must have shape {expected} ({why}); got {jnp.shape(x)}",
-    )
+    message = f"{fn}: `{name}` must have shape {expected} ({why}); got {jnp.shape(x)}"
+    with _chex(message):
+        chex.assert_shape(x, expected, custom_message=message)
 
 
 def is_concrete(x: Any) -> bool:
@@ -97,7 +108,7 @@ def labels_in_range(fn: str, name: str, labels: Any, num_classes: int) -> None:
     values = np.asarray(labels)
     low, high = values.min(), values.max()
     if low < 0 or high >= num_classes:
-        raise ValueError(
+        raise InputError(
             f"{fn}: `{name}` must lie in [0, {num_classes}); got values in [{low}, {high}]"
         )
 
@@ -107,4 +118,4 @@ def in_interval(fn: str, name: str, value: Any, low: float, high: float) -> None
     if not is_concrete(value):
         return
     if not low <= float(value) <= high:
-        raise ValueError(f"{fn}: `{name}` must lie in [{low}, {high}]; got {value}")
+        raise InputError(f"{fn}: `{name}` must lie in [{low}, {high}]; got {value}")
