@@ -1,92 +1,151 @@
 """The op mechanism: a plain JAX forward plus a hand-written backward.
 
-Every differentiable function in dlref is written three times, side by side:
-
-    @op
-    def sigmoid(x):                 # the plain forward: autodiff differentiates this
-        ...
-
-    def _sigmoid_fwd(x):            # forward plus what the backward needs
-        y = sigmoid.autodiff(x)
-        return y, (y,)
-
-    def _sigmoid_bwd(res, dy):      # the formula: dx = dy * y * (1 - y)
-        (y,) = res
-        return (dy * y * (1 - y),)
-
-    sigmoid.defvjp(_sigmoid_fwd, _sigmoid_bwd)
-
-Calling ``sigmoid`` runs the forward; ``jax.grad`` of it runs the hand-written
-backward (through ``jax.custom_vjp``). ``sigmoid.autodiff`` is the same forward
-left to JAX's autodiff, and is the variant to use with forward mode
-(``jax.jvp``, ``jax.jacfwd``, ``jax.hessian``), which a ``custom_vjp`` refuses.
-
-Contract of the pair (``jax.custom_vjp``'s, extended to keyword arguments):
-
-- ``fwd`` takes the forward's arguments and returns ``(y, residuals)``; the
-  residuals are arrays only.
-- ``bwd(res, dy, **hyper)`` returns one cotangent per positional input (``None``
-  for an integer input). It may declare any of the forward's keyword-only,
-  non-array hyperparameters (``axis``, ``eps``...) and receives those it declares.
-- Residuals are the forward's inputs and outputs, and per-example reductions;
-  elementwise intermediates are recomputed in the backward from the same
-  subexpressions (XLA then shares or refuses them as the device suits), and the
-  formula is written ``dy * (local derivative)``. Both rules come from measuring:
-  a stored intermediate costs a write and a read of a full array, and
-  ``(dy * y) * (1 - y)`` lets XLA merge ``dy * y`` with the loss's own product
-  and store it.
-- Keyword-only arguments that are arrays (a PRNG ``key``, sample weights) are
-  passed through as non-differentiable inputs; the others are static and must be
-  hashable.
+See :func:`op` (``help(dlref.op)``) for the guide to writing an op; this module
+holds the :class:`Op` class it returns and the :func:`autodiff_mode` switch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, overload
 
 import jax
 import numpy as np
 
-__all__ = ["op", "is_op"]
+from dlref._checks import InputError
+
+__all__ = ["Op", "autodiff_mode", "is_op", "op"]
+
+_AUTODIFF = contextvars.ContextVar("dlref_autodiff_mode", default=False)
 
 
-def _is_array(value: Any) -> bool:
-    return isinstance(value, (jax.Array, np.ndarray))
+@contextlib.contextmanager
+def autodiff_mode() -> Iterator[None]:
+    """Within this block every dlref op traces its plain forward, for JAX autodiff.
 
+    A ``jax.custom_vjp`` supports reverse mode only, so ``jax.jvp`` and
+    ``jax.jacfwd`` of a function that calls dlref ops raise. Trace such a
+    function inside ``autodiff_mode()`` and every op behaves as its
+    ``.autodiff`` variant: forward mode then works on an unchanged model.
+    The switch is read when a function is traced, so wrap the ``jax.jit`` or
+    transformation call, not the later calls of an already compiled function.
 
-def is_op(fn: Any) -> bool:
-    """True for a function made by :func:`op` (it has a hand-written backward)."""
-    return callable(fn) and hasattr(fn, "autodiff") and hasattr(fn, "defvjp")
-
-
-def op(forward: Callable[..., Any]) -> Callable[..., Any]:
-    """Turns a plain JAX forward into a function whose gradient is hand-written.
-
-    Returns a function with the forward's name, signature and docstring, and the
-    attributes ``autodiff`` (the forward itself), ``fwd`` and ``bwd`` (the pair
-    given to ``defvjp``), and ``defvjp(fwd, bwd)``, which must be called once
-    before use.
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import activations, autodiff_mode
+      >>> with autodiff_mode():
+      ...     y, dy = jax.jvp(activations.sigmoid, (jnp.zeros(2),), (jnp.ones(2),))
+      >>> dy
+      Array([0.25, 0.25], dtype=float32)
     """
-    signature = inspect.signature(forward)
-    keyword_only = {
-        name for name, p in signature.parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-    pair: dict[str, Callable[..., Any]] = {}
+    token = _AUTODIFF.set(True)
+    try:
+        yield
+    finally:
+        _AUTODIFF.reset(token)
 
-    @functools.lru_cache(maxsize=256)
-    def build(static: tuple[tuple[str, Any], ...], dynamic: tuple[str, ...]):
-        fwd, bwd = pair["fwd"], pair["bwd"]
-        hyper = dict(static)
-        bwd_params = inspect.signature(bwd).parameters
-        bwd_hyper = {k: v for k, v in hyper.items() if k in bwd_params}
-        n_dynamic = len(dynamic)
+
+def _static_value(fn: str, name: str, value: Any) -> Any:
+    """A hyperparameter as a hashable Python value: a concrete 0-d array becomes
+    its Python scalar (so the output dtype follows the array inputs alone); a
+    traced one cannot be static and is refused."""
+    if isinstance(value, jax.core.Tracer):
+        raise InputError(
+            f"{fn}: `{name}` is a static hyperparameter and must be a Python value, not a "
+            f"traced array ({value.aval}); pass it as a Python number, or mark it static "
+            f"(jax.jit(..., static_argnames=...)) where it comes from a jitted function"
+        )
+    if isinstance(value, (jax.Array, np.ndarray, np.generic)):
+        if np.ndim(value) != 0:
+            raise InputError(
+                f"{fn}: `{name}` must be a Python scalar; got an array of shape {np.shape(value)}"
+            )
+        return np.asarray(value).item()
+    try:
+        hash(value)
+    except TypeError:
+        raise InputError(
+            f"{fn}: `{name}` must be hashable (a tuple, not a list); got {value!r}"
+        ) from None
+    return value
+
+
+class Op:
+    """A plain JAX forward whose ``jax.grad`` runs a hand-written backward.
+
+    Made by :func:`op`. Calling it runs the forward; reverse-mode autodiff
+    (``jax.grad``, ``jax.vjp``, ``jax.hessian``) runs ``bwd``.
+
+    Attributes:
+      autodiff: the plain forward, differentiated by JAX (forward mode works).
+      fwd: ``fwd(*args, **hyper) -> (y, residuals)``.
+      bwd: ``bwd(residuals, dy, **hyper) -> one cotangent per positional input``.
+      hyper: names of the hyperparameters: parameters with a default or
+        keyword-only; static (hashable Python values) except those in ``arrays``.
+      arrays: names of hyperparameters passed through as arrays (a PRNG key).
+    """
+
+    def __init__(self, forward: Callable[..., Any], *, arrays: tuple[str, ...] = ()) -> None:
+        functools.update_wrapper(self, forward)
+        self.autodiff = forward
+        self.name: str = forward.__name__
+        self.signature = inspect.signature(forward)
+        self.hyper = frozenset(
+            name
+            for name, p in self.signature.parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY or p.default is not inspect.Parameter.empty
+        )
+        self.arrays = frozenset(arrays)
+        if not self.arrays <= self.hyper:
+            raise TypeError(
+                f"op {self.name}: arrays {sorted(self.arrays - self.hyper)} are no "
+                "keyword or defaulted parameters"
+            )
+        self.fwd: Callable[..., Any] | None = None
+        self.bwd: Callable[..., Any] | None = None
+        self._bwd_hyper: frozenset[str] = frozenset()
+        self._build = functools.lru_cache(maxsize=256)(self._make)
+
+    def __get__(self, instance: Any, owner: Any = None) -> Op:
+        return self  # a plain function stored on a class stays unbound
+
+    def __repr__(self) -> str:
+        return f"<dlref op {self.__module__}.{self.name}>"
+
+    def defvjp(self, fwd: Callable[..., Any], bwd: Callable[..., Any]) -> None:
+        """Sets the hand-written pair. ``bwd`` receives, by keyword, exactly the
+        hyperparameters it declares; one it declares must be the forward's, and a
+        ``**kwargs`` catch-all is refused (it would silently receive nothing)."""
+        params = inspect.signature(bwd).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            raise TypeError(
+                f"op {self.name}: bwd may not take **kwargs; name the hyperparameters it needs "
+                f"(from {sorted(self.hyper)})"
+            )
+        declared = frozenset(list(params)[2:])
+        if not declared <= self.hyper:
+            raise TypeError(
+                f"op {self.name}: bwd declares {sorted(declared - self.hyper)}, which are not "
+                f"hyperparameters of the forward ({sorted(self.hyper)})"
+            )
+        self.fwd, self.bwd, self._bwd_hyper = fwd, bwd, declared
+        self._build.cache_clear()
+
+    def _make(self, static: tuple[tuple[str, type, Any], ...], dynamic: tuple[str, ...]):
+        """The ``jax.custom_vjp`` for one set of static hyperparameters."""
+        fwd, bwd, forward, name = self.fwd, self.bwd, self.autodiff, self.name
+        assert fwd is not None and bwd is not None
+        hyper = {k: v for k, _, v in static}
+        to_bwd = {k: v for k, v in hyper.items() if k in self._bwd_hyper}
+        bwd_arrays = [k for k in dynamic if k in self._bwd_hyper]
 
         def split(flat):
-            cut = len(flat) - n_dynamic
-            return flat[:cut], dict(zip(dynamic, flat[cut:], strict=True))
+            n = len(flat) - len(dynamic)
+            return flat[:n], dict(zip(dynamic, flat[n:], strict=True))
 
         @jax.custom_vjp
         def manual(*flat):
@@ -95,39 +154,111 @@ def op(forward: Callable[..., Any]) -> Callable[..., Any]:
 
         def manual_fwd(*flat):
             args, arrays = split(flat)
-            return fwd(*args, **hyper, **arrays)
+            with jax.named_scope(f"{name}_fwd"):
+                y, res = fwd(*args, **hyper, **arrays)
+            return y, (res, {k: arrays[k] for k in bwd_arrays})
 
-        def manual_bwd(res, dy):
-            cotangents = tuple(bwd(res, dy, **bwd_hyper))
-            return cotangents + (None,) * n_dynamic
+        def manual_bwd(saved, dy):
+            res, arrays = saved
+            with jax.named_scope(f"{name}_bwd"):
+                cotangents = tuple(bwd(res, dy, **to_bwd, **arrays))
+            return cotangents + (None,) * len(dynamic)
 
         manual.defvjp(manual_fwd, manual_bwd)
         return manual
 
-    @functools.wraps(forward)
-    def wrapper(*args, **kwargs):
-        if "bwd" not in pair:
-            raise NotImplementedError(f"{forward.__name__}: defvjp was never called")
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        positional = [v for k, v in bound.arguments.items() if k not in keyword_only]
-        hyper = {k: v for k, v in bound.arguments.items() if k in keyword_only}
-        arrays = {k: v for k, v in hyper.items() if _is_array(v)}
-        static = tuple((k, v) for k, v in hyper.items() if k not in arrays)
+    def _bind(self, args: tuple, kwargs: dict) -> inspect.BoundArguments:
         try:
-            manual = build(static, tuple(arrays))
-        except TypeError as error:  # an unhashable hyperparameter
-            raise TypeError(
-                f"{forward.__name__}: keyword arguments {sorted(k for k, _ in static)} "
-                f"must be hashable (a tuple, not a list); got {static}"
-            ) from error
-        return manual(*positional, *arrays.values())
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as error:
+            raise InputError(f"{self.name}{self.signature}: {error}") from None
+        bound.apply_defaults()
+        return bound
 
-    def defvjp(fwd: Callable[..., Any], bwd: Callable[..., Any]) -> None:
-        pair.update(fwd=fwd, bwd=bwd)
-        wrapper.fwd, wrapper.bwd = fwd, bwd
-        build.cache_clear()
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.bwd is None:
+            raise NotImplementedError(f"{self.name}: defvjp was never called")
+        bound = self._bind(args, kwargs)
+        if _AUTODIFF.get():
+            with jax.named_scope(self.name):
+                return self.autodiff(*bound.args, **bound.kwargs)
+        positional = [v for k, v in bound.arguments.items() if k not in self.hyper]
+        arrays = {k: v for k, v in bound.arguments.items() if k in self.arrays and v is not None}
+        static = tuple(
+            (k, type(s), s)
+            for k, v in bound.arguments.items()
+            if k in self.hyper and k not in arrays
+            for s in (_static_value(self.name, k, v),)
+        )
+        with jax.named_scope(self.name):
+            return self._build(static, tuple(arrays))(*positional, *arrays.values())
 
-    wrapper.autodiff = forward
-    wrapper.defvjp = defvjp
-    return wrapper
+
+@overload
+def op(forward: Callable[..., Any], *, arrays: tuple[str, ...] = ()) -> Op: ...
+@overload
+def op(*, arrays: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Op]: ...
+def op(forward=None, *, arrays=()):
+    """Makes a plain JAX forward into an :class:`Op` whose gradient is hand-written.
+
+    An op is written three times, side by side: the forward (the oracle that
+    autodiff differentiates), ``fwd`` (the forward plus what the backward needs)
+    and ``bwd`` (the derivative, written by hand)::
+
+        @dlref.op
+        def cube(x, *, scale=1.0):
+            return scale * x**3
+
+        def _cube_fwd(x, *, scale=1.0):
+            return cube.autodiff(x, scale=scale), (x,)
+
+        def _cube_bwd(res, dy, *, scale):     # dx = dy * 3 * scale * x**2
+            (x,) = res
+            return (dy * (3 * scale * x**2),)
+
+        cube.defvjp(_cube_fwd, _cube_bwd)
+
+    Rules (those of ``jax.custom_vjp``, extended to hyperparameters):
+
+    - Positional parameters without a default are the inputs: arrays or pytrees
+      of arrays. ``bwd`` returns one cotangent per input, of its structure
+      (``None`` for an integer input such as class labels).
+    - Parameters with a default, and keyword-only ones, are hyperparameters.
+      They are static: Python values (a concrete 0-d array is turned into its
+      Python scalar; a traced one raises :class:`~dlref.InputError`). Those
+      named in ``arrays`` (a PRNG ``key``) are passed through as
+      non-differentiable arrays instead.
+    - ``fwd`` takes the forward's arguments and returns ``(y, residuals)``:
+      residuals are any pytree of arrays (``None`` leaves allowed).
+    - ``bwd(residuals, dy, **hyper)`` receives, by keyword, exactly the
+      hyperparameters it names; naming one the forward lacks, or taking
+      ``**kwargs``, raises at ``defvjp`` time.
+    - Keep residuals to inputs, outputs and per-example reductions; recompute
+      elementwise intermediates in ``bwd`` from the same subexpressions (XLA
+      shares them), and write the formula ``dy * (local derivative)``.
+
+    ``jax.grad``, ``jax.vjp``, ``jax.hessian`` (forward over reverse) and
+    grad-of-grad run ``bwd``; ``op.autodiff`` is the forward for JAX's own
+    autodiff, and :func:`autodiff_mode` switches every op to it for forward mode
+    (``jax.jvp``, ``jax.jacfwd``). Prove the pair with :mod:`dlref.gradcheck`::
+
+        dlref.gradcheck.check_vjp(cube, cube.autodiff, x, key=key)
+        dlref.gradcheck.check_grad(cube, x)
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, dlref
+      >>> @dlref.op
+      ... def square(x):
+      ...     return x * x
+      >>> square.defvjp(lambda x: (x * x, (x,)), lambda res, dy: (2 * res[0] * dy,))
+      >>> jax.grad(lambda x: square(x).sum())(jnp.arange(3.0))
+      Array([0., 2., 4.], dtype=float32)
+    """
+    if forward is None:
+        return lambda f: Op(f, arrays=tuple(arrays))
+    return Op(forward, arrays=tuple(arrays))
+
+
+def is_op(fn: Any) -> bool:
+    """True for a function made by :func:`op` (it has a hand-written backward)."""
+    return isinstance(fn, Op)

@@ -215,7 +215,7 @@ def _shifted(fn: str, x, axis: int):
 
 
 @op
-def softmax(x: jax.Array, *, axis: int = -1) -> jax.Array:
+def softmax(x: jax.Array, axis: int = -1) -> jax.Array:
     """Softmax along ``axis``: ``softmax(x)_i = exp(x_i) / sum_j exp(x_j)``.
 
     Each slice along ``axis`` is a probability distribution (non-negative, sums
@@ -258,7 +258,7 @@ softmax.defvjp(_softmax_fwd, _softmax_bwd)
 
 
 @op
-def log_softmax(x: jax.Array, *, axis: int = -1) -> jax.Array:
+def log_softmax(x: jax.Array, axis: int = -1) -> jax.Array:
     """Log-softmax along ``axis``: ``log_softmax(x)_i = x_i - log(sum_j exp(x_j))``.
 
     Derivative (vector-Jacobian product): ``dx = dy - softmax(x) * sum(dy)``, the

@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from dlref._checks import InputError
+
 __all__ = ["Comparison", "compare", "numerical_grad", "check_grad", "check_vjp", "random_like"]
 
 PyTree = Any
@@ -57,13 +59,13 @@ def compare(actual: PyTree, expected: PyTree) -> Comparison:
     a_leaves, a_def = jax.tree_util.tree_flatten(actual)
     e_leaves, e_def = jax.tree_util.tree_flatten(expected)
     if a_def != e_def:
-        raise ValueError(f"compare: structures differ: {a_def} vs {e_def}")
+        raise InputError(f"compare: structures differ: {a_def} vs {e_def}")
     max_abs, max_rel = 0.0, 0.0
     for a, e in zip(a_leaves, e_leaves, strict=True):
         a = np.asarray(a, dtype=np.float64)
         e = np.asarray(e, dtype=np.float64)
         if a.shape != e.shape:
-            raise ValueError(f"compare: shapes differ: {a.shape} vs {e.shape}")
+            raise InputError(f"compare: shapes differ: {a.shape} vs {e.shape}")
         if np.any(np.isnan(a) | np.isnan(e)) or np.any(np.isinf(a) != np.isinf(e)):
             return Comparison(float("inf"), float("inf"), False)
         same_inf = np.isinf(a) & (a == e)
@@ -104,7 +106,7 @@ def numerical_grad(
     nums = (argnums,) if single else tuple(argnums)
     flat, unravel = ravel_pytree([args[i] for i in nums])
     if not jnp.issubdtype(flat.dtype, jnp.floating):
-        raise TypeError(f"numerical_grad: arguments {nums} must be floating; got {flat.dtype}")
+        raise InputError(f"numerical_grad: arguments {nums} must be floating; got {flat.dtype}")
     h = (step or float(jnp.finfo(flat.dtype).eps) ** (1 / 3)) * jnp.maximum(1, jnp.abs(flat))
 
     def at(x):

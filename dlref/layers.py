@@ -73,7 +73,7 @@ dense.defvjp(_dense_fwd, _dense_bwd)
 # --- dropout -------------------------------------------------------------------
 
 
-@op
+@op(arrays=("key",))
 def dropout(
     x: jax.Array, *, rate: float, key: jax.Array | None = None, training: bool = True
 ) -> jax.Array:
@@ -104,7 +104,9 @@ def dropout(
     if rate == 1:
         return jnp.zeros_like(x)
     if key is None:
-        raise ValueError(f"dropout: `key` is needed to draw the mask when training at rate {rate}")
+        raise _checks.InputError(
+            f"dropout: `key` is needed to draw the mask when training at rate {rate}"
+        )
     keep = jax.random.bernoulli(key, 1 - rate, x.shape)
     return jnp.where(keep, x * (1 / (1 - rate)), 0)
 

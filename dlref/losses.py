@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from dlref import _checks
+from dlref._checks import InputError
 from dlref._op import op
 from dlref.activations import (
     _abs,
@@ -156,7 +157,7 @@ def _check_signs(fn: str, labels) -> None:
     if _checks.is_concrete(labels) and labels.size:
         bad = jnp.abs(labels) != 1
         if bool(jnp.any(bad)):
-            raise ValueError(
+            raise InputError(
                 f"{fn}: `labels` must be -1 or +1; got {labels[bad][:5].tolist()} among them"
             )
 
@@ -233,7 +234,7 @@ def multiclass_hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:
     """
     _check_labels("multiclass_hinge", scores, labels)
     if scores.shape[-1] < 2:
-        raise ValueError(f"multiclass_hinge: `scores` needs >= 2 classes; got shape {scores.shape}")
+        raise InputError(f"multiclass_hinge: `scores` needs >= 2 classes; got shape {scores.shape}")
     *_, margin = _multiclass_parts(scores, labels)
     return jnp.where(margin > 0, margin, 0)
 

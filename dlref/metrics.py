@@ -89,6 +89,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlref import _checks
+from dlref._checks import InputError
 
 __all__ = [
     "PrecisionRecallF1",
@@ -119,28 +120,28 @@ class PrecisionRecallF1(NamedTuple):
 
 def _check_num_classes(fn: str, num_classes: Any) -> None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-        raise TypeError(
+        raise InputError(
             f"{fn}: `num_classes` must be a Python int, static under jit; got {num_classes!r}"
         )
     if num_classes < 1:
-        raise ValueError(f"{fn}: `num_classes` must be at least 1; got {num_classes}")
+        raise InputError(f"{fn}: `num_classes` must be at least 1; got {num_classes}")
 
 
 def _check_average(fn: str, average: Any, num_classes: int, pos_label: Any) -> None:
     if not isinstance(average, (str, type(None))) or average not in _AVERAGES:
-        raise ValueError(
+        raise InputError(
             f"{fn}: `average` must be one of 'binary', 'micro', 'macro', 'weighted' or None; "
             f"got {average!r}"
         )
     if average != "binary":
         return
     if num_classes != 2:
-        raise ValueError(
+        raise InputError(
             f"{fn}: average='binary' needs num_classes=2; got num_classes={num_classes} "
             "(use average=None and take the class's entry, or 'micro', 'macro', 'weighted')"
         )
     if isinstance(pos_label, bool) or pos_label not in (0, 1):
-        raise ValueError(f"{fn}: `pos_label` must be 0 or 1; got {pos_label!r}")
+        raise InputError(f"{fn}: `pos_label` must be 0 or 1; got {pos_label!r}")
 
 
 def _check_zero_division(fn: str, zero_division: Any) -> None:
@@ -148,7 +149,7 @@ def _check_zero_division(fn: str, zero_division: Any) -> None:
         zero_division in (0, 1) or math.isnan(zero_division)
     )
     if not ok:
-        raise ValueError(
+        raise InputError(
             f"{fn}: `zero_division` must be 0, 1 or nan (a Python number); got {zero_division!r}"
         )
 
@@ -163,7 +164,7 @@ def _labels(fn: str, y_true, y_pred, num_classes, sample_weight, threshold):
     _checks.labels_in_range(fn, "y_true", y_true, num_classes)
     if jnp.issubdtype(y_pred.dtype, jnp.floating):
         if num_classes != 2:
-            raise TypeError(
+            raise InputError(
                 f"{fn}: a floating `y_pred` is read as probabilities of class 1, which needs "
                 f"num_classes=2; got num_classes={num_classes} and {_checks._describe(y_pred)} "
                 "(pass integer labels, e.g. argmax of the probabilities)"

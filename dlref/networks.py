@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from dlref import _checks
+from dlref._checks import InputError
 from dlref._op import op
 from dlref.layers import _bias_row, init_dense
 from dlref.losses import (
@@ -48,11 +49,11 @@ def init_mlp(key: jax.Array, sizes: Sequence[int], dtype=jnp.float32) -> list[tu
 
 def _check_mlp(fn: str, params, x, activation: str) -> None:
     if activation not in _ACTIVATIONS:
-        raise ValueError(
+        raise InputError(
             f"{fn}: `activation` must be one of {sorted(_ACTIVATIONS)}; got {activation!r}"
         )
     if not params:
-        raise ValueError(f"{fn}: `params` must hold at least one (w, b) layer")
+        raise InputError(f"{fn}: `params` must hold at least one (w, b) layer")
     _checks.floating(fn, x=x)
     _checks.rank(fn, "x", x, 2)
     width = x.shape[-1]

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from dlref._checks import InputError
+
 __all__ = ["gradient_descent", "sgd"]
 
 PyTree = Any
@@ -27,12 +29,12 @@ def gradient_descent(params: PyTree, grads: PyTree, learning_rate: float | jax.A
     """
     p_def, g_def = jax.tree.structure(params), jax.tree.structure(grads)
     if p_def != g_def:
-        raise ValueError(
+        raise InputError(
             f"gradient_descent: `grads` must have the structure of `params`; got {g_def} vs {p_def}"
         )
     for w, dw in zip(jax.tree.leaves(params), jax.tree.leaves(grads), strict=True):
         if jnp.shape(w) != jnp.shape(dw):
-            raise ValueError(
+            raise InputError(
                 f"gradient_descent: each `grads` leaf must have its `params` leaf's shape; "
                 f"got {jnp.shape(dw)} for {jnp.shape(w)}"
             )

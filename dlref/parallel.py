@@ -31,6 +31,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from dlref._checks import InputError
 from dlref.optim import gradient_descent
 
 __all__ = ["data_parallel_step", "make_mesh", "replicate", "shard_batch", "sharded_step"]
@@ -46,7 +47,7 @@ def make_mesh(devices: Sequence[jax.Device] | int | None = None, axis: str = "da
     elif isinstance(devices, int):
         if not 1 <= devices <= jax.device_count():
             count = jax.device_count()
-            raise ValueError(
+            raise InputError(
                 f"make_mesh: `devices` must be in [1, {count}] (the devices JAX sees); "
                 f"got {devices}"
             )
@@ -63,7 +64,7 @@ def shard_batch(mesh: Mesh, array: jax.Array, batch_axis: int = 0) -> jax.Array:
     (axis,) = mesh.axis_names
     n = mesh.devices.size
     if array.shape[batch_axis] % n:
-        raise ValueError(
+        raise InputError(
             f"shard_batch: the batch axis {batch_axis} of size {array.shape[batch_axis]} must "
             f"divide evenly over {n} devices"
         )

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from dlref import _checks
+from dlref._checks import InputError
 from dlref._op import op
 
 __all__ = [
@@ -284,7 +285,7 @@ def _joined(a):
 
 def _check_every(fn: str, xs, every) -> None:
     if every is not None and (every < 1 or xs.shape[0] % every):
-        raise ValueError(
+        raise InputError(
             f"{fn}: `checkpoint_every` must divide the sequence length {xs.shape[0]}; got {every}"
         )
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dlref import gradcheck
+from dlref import InputError, gradcheck
 
 
 def test_numerical_grad_of_known_function_over_a_pytree():
@@ -44,7 +44,7 @@ def test_compare_reports_exact_close_and_nan():
     assert gradcheck.compare({"x": jnp.asarray([jnp.nan, 2.0])}, a).max_rel == float("inf")
     inf = {"x": jnp.asarray([jnp.inf, 2.0])}
     assert gradcheck.compare(inf, inf).exact
-    with pytest.raises(ValueError, match="structures differ"):
+    with pytest.raises(InputError, match="structures differ"):
         gradcheck.compare(a, {"y": a["x"]})
 
 

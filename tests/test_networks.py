@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from dlref import gradcheck, networks, optim
+from dlref import InputError, gradcheck, networks, optim
 
 f32 = jnp.float32
 
@@ -74,9 +74,9 @@ def test_mlp_backward_matches_autodiff_for_every_activation(activation, key):
 def test_mlp_errors_name_the_argument(key):
     params = networks.init_mlp(key, [4, 5, 3])
     x = jnp.ones((2, 4), f32)
-    with pytest.raises(ValueError, match=r"mlp: `activation` must be one of"):
+    with pytest.raises(InputError, match=r"mlp: `activation` must be one of"):
         networks.mlp(params, x, activation="gelu")
-    with pytest.raises(AssertionError, match=r"mlp: `params\[1\].w` must have shape \(5, None\)"):
+    with pytest.raises(InputError, match=r"mlp: `params\[1\].w` must have shape \(5, None\)"):
         networks.mlp([params[0], (jnp.ones((4, 3), f32), jnp.ones(3, f32))], x)
-    with pytest.raises(ValueError, match=r"mlp_loss: `labels` must lie in \[0, 3\)"):
+    with pytest.raises(InputError, match=r"mlp_loss: `labels` must lie in \[0, 3\)"):
         networks.mlp_loss(params, x, jnp.asarray([0, 3]))

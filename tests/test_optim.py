@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from dlref import optim
+from dlref import InputError, optim
 
 
 def test_gradient_descent_and_sgd_equal_optax_step_for_step(key):
@@ -44,8 +44,8 @@ def test_gradient_descent_keeps_each_leaf_dtype():
 
 def test_gradient_descent_structure_mismatch_is_an_error():
     with pytest.raises(
-        ValueError, match=r"gradient_descent: `grads` must have the structure of `params`"
+        InputError, match=r"gradient_descent: `grads` must have the structure of `params`"
     ):
         optim.gradient_descent({"w": jnp.ones(2)}, {"v": jnp.ones(2)}, 0.1)
-    with pytest.raises(ValueError, match=r"each `grads` leaf must have its `params` leaf's shape"):
+    with pytest.raises(InputError, match=r"each `grads` leaf must have its `params` leaf's shape"):
         optim.gradient_descent({"w": jnp.ones(2)}, {"w": jnp.ones(3)}, 0.1)

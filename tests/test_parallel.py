@@ -13,7 +13,7 @@ import pytest
 from helpers import assert_close
 from jax.sharding import PartitionSpec as P
 
-from dlref import layers, losses, networks, parallel
+from dlref import InputError, layers, losses, networks, parallel
 from dlref import recurrent as rec
 
 f64 = jnp.float64
@@ -162,14 +162,14 @@ def test_rematerialized_bptt_gradients_equal_plain_ones(kind, key):
 
 
 def test_mesh_and_sharding_errors():
-    with pytest.raises(ValueError, match=r"make_mesh: `devices` must be in \[1, "):
+    with pytest.raises(InputError, match=r"make_mesh: `devices` must be in \[1, "):
         parallel.make_mesh(jax.device_count() + 1)
     with pytest.raises(
-        ValueError, match=r"shard_batch: the batch axis 0 of size 6 must divide evenly over 4"
+        InputError, match=r"shard_batch: the batch axis 0 of size 6 must divide evenly over 4"
     ):
         parallel.shard_batch(parallel.make_mesh(4), jnp.ones((6, 2)))
     with pytest.raises(
-        ValueError, match=r"lstm: `checkpoint_every` must divide the sequence length 10"
+        InputError, match=r"lstm: `checkpoint_every` must divide the sequence length 10"
     ):
         params = rec.init_lstm(jax.random.key(0), 3, 4)
         xs = jnp.ones((10, 2, 3), jnp.float32)

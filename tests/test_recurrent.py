@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from helpers import assert_close
 
+from dlref import InputError
 from dlref import recurrent as rec
 
 f64 = jnp.float64
@@ -75,13 +76,13 @@ def test_recurrent_errors_name_the_argument(key):
     params = rec.init_lstm(key, 4, 6)
     state = rec.zeros_state(3, 6, lstm=True)
     xs = jnp.ones((5, 3, 4), jnp.float32)
-    with pytest.raises(AssertionError, match=r"lstm: `xs` must have rank 3"):
+    with pytest.raises(InputError, match=r"lstm: `xs` must have rank 3"):
         rec.lstm(xs[0], state, params)
-    with pytest.raises(AssertionError, match=r"lstm: `params.w_ih` must have shape \(5, 24\)"):
+    with pytest.raises(InputError, match=r"lstm: `params.w_ih` must have shape \(5, 24\)"):
         rec.lstm(jnp.ones((5, 3, 5), jnp.float32), state, params)
-    with pytest.raises(AssertionError, match=r"lstm_cell: `state.c` must have shape \(3, 6\)"):
+    with pytest.raises(InputError, match=r"lstm_cell: `state.c` must have shape \(3, 6\)"):
         rec.lstm_cell(xs[0], rec.LSTMState(state.h, jnp.ones((3, 7), jnp.float32)), params)
-    with pytest.raises(TypeError, match=r"gru: arguments must share one dtype"):
+    with pytest.raises(InputError, match=r"gru: arguments must share one dtype"):
         rec.gru(xs, rec.zeros_state(3, 6, f64), rec.init_gru(key, 4, 6))
 
 
