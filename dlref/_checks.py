@@ -119,3 +119,27 @@ def in_interval(fn: str, name: str, value: Any, low: float, high: float) -> None
         return
     if not low <= float(value) <= high:
         raise InputError(f"{fn}: `{name}` must lie in [{low}, {high}]; got {value}")
+
+
+def class_labels(fn: str, logits: Any, labels: Any, name: str = "logits") -> None:
+    """Floating scores ``(..., C)`` and integer labels ``(...)`` in [0, C) whose
+    dtype can hold every class index."""
+    floating(fn, **{name: logits})
+    min_rank(fn, name, logits, 1, "the last axis holds the classes")
+    integer(fn, labels=labels)
+    shape(
+        fn,
+        "labels",
+        labels,
+        jnp.shape(logits)[:-1],
+        f"the shape of `{name}` without its class axis",
+    )
+    classes = jnp.shape(logits)[-1]
+    if classes == 0:
+        raise InputError(f"{fn}: `{name}` must have at least one class; got {_describe(logits)}")
+    if classes - 1 > jnp.iinfo(jnp.result_type(labels)).max:
+        raise InputError(
+            f"{fn}: `labels` of dtype {jnp.result_type(labels)} cannot hold the {classes} classes "
+            f"of `{name}`; use int32 labels"
+        )
+    labels_in_range(fn, "labels", labels, classes)

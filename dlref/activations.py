@@ -15,26 +15,10 @@ import jax
 import jax.numpy as jnp
 
 from dlref import _checks
+from dlref._numerics import exp_sum, log_normalizer, neg_abs, sigmoid_from_exp
 from dlref._op import op
 
 __all__ = ["sigmoid", "relu", "tanh", "softplus", "softmax", "log_softmax"]
-
-
-def _neg_abs(x):
-    """-|x| with the kink convention of this module (slope +1 at 0)."""
-    return jnp.where(x > 0, -x, x)
-
-
-def _abs(x):
-    """|x| whose autodiff derivative is 0 at 0 (``jnp.abs`` gives +1 there)."""
-    return jnp.abs(jnp.where(x != 0, x, 0))
-
-
-def _sigmoid_from_exp(x):
-    """sigmoid(x) from ``exp(-|x|)``, the same subexpression the softplus forms
-    compute, so that XLA computes the exponential once for value and gradient."""
-    e = jnp.exp(_neg_abs(x))
-    return jnp.where(x > 0, 1, e) / (1 + e)
 
 
 # --- sigmoid -----------------------------------------------------------------
@@ -170,7 +154,7 @@ def softplus(x: jax.Array) -> jax.Array:
     exp(-|x|) is tiny.
     """
     _checks.floating("softplus", x=x)
-    return jnp.where(x > 0, x, 0) + jnp.log1p(jnp.exp(_neg_abs(x)))
+    return jnp.where(x > 0, x, 0) + jnp.log1p(jnp.exp(neg_abs(x)))
 
 
 def _softplus_fwd(x):
@@ -179,32 +163,13 @@ def _softplus_fwd(x):
 
 def _softplus_bwd(res, dy):
     (x,) = res
-    return (dy * _sigmoid_from_exp(x),)
+    return (dy * sigmoid_from_exp(x),)
 
 
 softplus.defvjp(_softplus_fwd, _softplus_bwd)
 
 
 # --- softmax -----------------------------------------------------------------
-
-
-def _log_normalizer(x, axis: int):
-    """``(top, log_sum)`` with ``logsumexp(x) = top + log_sum`` along ``axis``, kept.
-
-    ``top`` is the maximum, a constant to autodiff (``stop_gradient``), so every
-    ``x - top <= 0`` and ``log_sum`` is the log of a number in [1, n]. Keep the
-    two apart: ``(x - top) - log_sum`` is exact where ``x - (top + log_sum)``
-    would round ``log_sum`` to the spacing of ``top`` (1e-3 at 1e4 in float32).
-    """
-    top = jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
-    return top, jnp.log(_exp_sum(x, top, axis))
-
-
-def _exp_sum(x, top, axis: int):
-    """``sum(exp(x - top))`` along ``axis``, kept: a backward that needs
-    ``softmax(x) = exp(x - top) / _exp_sum(...)`` writes the same expression, so
-    XLA can share the exponentials with the forward."""
-    return jnp.sum(jnp.exp(x - top), axis=axis, keepdims=True)
 
 
 def _shifted(fn: str, x, axis: int):
@@ -279,13 +244,13 @@ def log_softmax(x: jax.Array, axis: int = -1) -> jax.Array:
     """
     _checks.floating("log_softmax", x=x)
     _checks.min_rank("log_softmax", "x", x, 1, "the axis to normalize over")
-    top, log_sum = _log_normalizer(x, axis)
+    top, log_sum = log_normalizer(x, axis)
     return (x - top) - log_sum
 
 
 def _log_softmax_fwd(x, *, axis=-1):
-    top, _ = _log_normalizer(x, axis)
-    return log_softmax.autodiff(x, axis=axis), (x, top, _exp_sum(x, top, axis))
+    top, _ = log_normalizer(x, axis)
+    return log_softmax.autodiff(x, axis=axis), (x, top, exp_sum(x, top, axis))
 
 
 def _log_softmax_bwd(res, dy, *, axis=-1):

@@ -13,14 +13,10 @@ import jax
 import jax.numpy as jnp
 
 from dlref import _checks
+from dlref._numerics import bias_row
 from dlref._op import op
 
 __all__ = ["BatchNormState", "batch_norm", "dense", "dropout", "init_batch_norm", "init_dense"]
-
-
-def _bias_row(b, ndim: int):
-    """``b`` shaped ``(1, ..., 1, d)`` to add to an array of rank ``ndim``."""
-    return b.reshape((1,) * (ndim - 1) + b.shape)
 
 
 # --- dense ---------------------------------------------------------------------
@@ -53,7 +49,7 @@ def dense(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
     _checks.min_rank(fn, "x", x, 1, "the last axis holds the input features")
     _checks.shape(fn, "w", w, (x.shape[-1], None), "(d_in, d_out) with d_in = x.shape[-1]")
     _checks.shape(fn, "b", b, (w.shape[1],), "(d_out,)")
-    return x @ w + _bias_row(b, x.ndim)
+    return x @ w + bias_row(b, x.ndim)
 
 
 def _dense_fwd(x, w, b):
@@ -161,7 +157,7 @@ def _batch_stats(x, axis_name):
     mean = jnp.mean(x, axis=axes)
     if axis_name is not None:
         mean = jax.lax.pmean(mean, axis_name)
-    centred = x - _bias_row(mean, x.ndim)
+    centred = x - bias_row(mean, x.ndim)
     var = jnp.mean(centred * centred, axis=axes)
     if axis_name is not None:
         var = jax.lax.pmean(var, axis_name)
@@ -245,8 +241,8 @@ def batch_norm(
     else:
         mean, var, new_state = state.mean, state.var, state
     inv_std = jax.lax.rsqrt(var + eps)
-    x_hat = (x - _bias_row(mean, x.ndim)) * _bias_row(inv_std, x.ndim)
-    y = x_hat * _bias_row(scale, x.ndim) + _bias_row(shift, x.ndim)
+    x_hat = (x - bias_row(mean, x.ndim)) * bias_row(inv_std, x.ndim)
+    y = x_hat * bias_row(scale, x.ndim) + bias_row(shift, x.ndim)
     return y.astype(dtype), BatchNormState(*(s.astype(dtype) for s in new_state))
 
 
@@ -267,7 +263,7 @@ def _batch_norm_bwd(res, cotangents, *, training=True, momentum=0.99, axis_name=
     dy, dstate = _wide(*cotangents)
     n = x.ndim
     axes = tuple(range(n - 1))
-    x_hat = (x - _bias_row(mean, n)) * _bias_row(inv_std, n)  # the forward's x_hat
+    x_hat = (x - bias_row(mean, n)) * bias_row(inv_std, n)  # the forward's x_hat
     # Two reductions serve every gradient: dshift = sum(dy), dscale = sum(dy * x_hat).
     dshift, dscale = jnp.sum(dy, axis=axes), jnp.sum(dy * x_hat, axis=axes)
     gain = scale * inv_std  # d y / d x along the normalization
@@ -275,15 +271,15 @@ def _batch_norm_bwd(res, cotangents, *, training=True, momentum=0.99, axis_name=
         d_state = BatchNormState(
             dstate.mean - gain * dshift, dstate.var - 0.5 * gain * inv_std * dscale
         )
-        return _narrow(dtype, dy * _bias_row(gain, n), dscale, dshift, d_state)
+        return _narrow(dtype, dy * bias_row(gain, n), dscale, dshift, d_state)
     count = x.size // x.shape[-1]
     mean_dy, mean_dy_x_hat = dshift / count, dscale / count
     if axis_name is not None:  # the means are over the global batch
         mean_dy = jax.lax.pmean(mean_dy, axis_name)
         mean_dy_x_hat = jax.lax.pmean(mean_dy_x_hat, axis_name)
-    centred = dy - _bias_row(mean_dy, n) - x_hat * _bias_row(mean_dy_x_hat, n)
+    centred = dy - bias_row(mean_dy, n) - x_hat * bias_row(mean_dy_x_hat, n)
     d_state = BatchNormState(momentum * dstate.mean, momentum * dstate.var)
-    return _narrow(dtype, centred * _bias_row(gain, n), dscale, dshift, d_state)
+    return _narrow(dtype, centred * bias_row(gain, n), dscale, dshift, d_state)
 
 
 def _narrow(dtype, *trees):

@@ -20,14 +20,10 @@ import jax.numpy as jnp
 
 from dlref import _checks
 from dlref._checks import InputError
+from dlref._numerics import bias_row
 from dlref._op import op
-from dlref.layers import _bias_row, init_dense
-from dlref.losses import (
-    _check_labels,
-    _sce_labels_bwd,
-    _sce_labels_fwd,
-    softmax_cross_entropy_with_integer_labels,
-)
+from dlref.layers import init_dense
+from dlref.losses import softmax_cross_entropy_with_integer_labels as _sce_labels
 
 __all__ = ["init_mlp", "mlp", "mlp_loss"]
 
@@ -71,10 +67,10 @@ def _forward(params, x, activation):
     hidden = []
     a = x
     for w, b in params[:-1]:
-        a = act(a @ w + _bias_row(b, 2))
+        a = act(a @ w + bias_row(b, 2))
         hidden.append(a)
     w, b = params[-1]
-    return a @ w + _bias_row(b, 2), hidden
+    return a @ w + bias_row(b, 2), hidden
 
 
 def _backward(params, x, hidden, dz, activation):
@@ -154,22 +150,22 @@ def mlp_loss(
     """
     _check_mlp("mlp_loss", params, x, activation)
     logits, _ = _forward(params, x, activation)
-    _check_labels("mlp_loss", logits, labels)
-    return jnp.mean(softmax_cross_entropy_with_integer_labels.autodiff(logits, labels))
+    _checks.class_labels("mlp_loss", logits, labels)
+    return jnp.mean(_sce_labels.autodiff(logits, labels))
 
 
 def _mlp_loss_fwd(params, x, labels, *, activation="relu"):
     _check_mlp("mlp_loss", params, x, activation)
     logits, hidden = _forward(params, x, activation)
-    _check_labels("mlp_loss", logits, labels)
-    per_example, ce_res = _sce_labels_fwd(logits, labels)
+    _checks.class_labels("mlp_loss", logits, labels)
+    per_example, ce_res = _sce_labels.fwd(logits, labels)
     return jnp.mean(per_example), (params, x, hidden, ce_res)
 
 
 def _mlp_loss_bwd(res, dy, *, activation="relu"):
     params, x, hidden, ce_res = res
     n = x.shape[0]
-    dlogits, _ = _sce_labels_bwd(ce_res, jnp.full((n,), dy / n))  # d mean = dy / n each
+    dlogits, _ = _sce_labels.bwd(ce_res, jnp.full((n,), dy / n))  # d mean = dy / n each
     grads, dx = _backward(params, x, hidden, dlogits, activation)
     return grads, dx, None
 

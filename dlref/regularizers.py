@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from dlref import _checks
+from dlref._numerics import abs0
 from dlref._op import op
-from dlref.activations import _abs
 
 __all__ = ["l1", "l2", "l1_prox"]
 
@@ -53,7 +53,7 @@ def l1(params: PyTree) -> jax.Array:
     Returns:
       A scalar, in the widest dtype among the leaves.
     """
-    return _total(_leaves("l1", params), _abs)  # derivative sign(w), 0 at 0
+    return _total(_leaves("l1", params), abs0)  # derivative sign(w), 0 at 0
 
 
 def _l1_fwd(params):
