@@ -143,3 +143,9 @@ def class_labels(fn: str, logits: Any, labels: Any, name: str = "logits") -> Non
             f"of `{name}`; use int32 labels"
         )
     labels_in_range(fn, "labels", labels, classes)
+
+
+def nonempty(fn: str, name: str, x: Any, why: str) -> None:
+    """``x`` has at least one entry."""
+    if jnp.size(x) == 0:
+        raise InputError(f"{fn}: `{name}` must not be empty ({why}); got {_describe(x)}")

@@ -40,8 +40,26 @@ def log_normalizer(x, axis: int):
     two apart: ``(x - top) - log_sum`` is exact where ``x - (top + log_sum)``
     would round ``log_sum`` to the spacing of ``top`` (1e-3 at 1e4 in float32).
     """
-    top = jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
+    top = row_max(x, axis)
     return top, jnp.log(exp_sum(x, top, axis))
+
+
+def row_max(x, axis: int):
+    """The maximum along ``axis``, kept, as a constant to autodiff
+    (``stop_gradient``); ``-inf`` over an empty axis (so an empty slice gives an
+    empty result, not an error)."""
+    return jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True, initial=-jnp.inf))
+
+
+def valid_labels(labels, classes: int):
+    """True where an integer label lies in [0, classes)."""
+    return (labels >= 0) & (labels < classes)
+
+
+def nan_where_not(valid, x):
+    """``x`` where ``valid``, NaN elsewhere: an input that cannot be checked
+    under ``jit`` (a label out of range) poisons its own result visibly."""
+    return jnp.where(valid, x, jnp.nan)
 
 
 def bias_row(b, ndim: int):

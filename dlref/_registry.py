@@ -35,42 +35,71 @@ Size = tuple[int, ...]
 
 
 @dataclasses.dataclass(frozen=True)
-class Arg:
-    """One array input: its domain (what valid values are) and shape.
+class Domain:
+    """What valid values of an input are, and how to draw them.
 
-    Domains: ``real`` (any finite float), ``weight`` (any finite float, drawn
-    with variance 1 / fan-in, the first axis), ``unit`` (probabilities in
-    [0, 1]), ``simplex`` (distributions over the last axis), ``sign`` (-1 or
-    +1), ``positive`` (> 0), ``label`` (integers in [0, classes)).
+    Attributes:
+      name: for messages and test ids.
+      sample: ``(key, shape, dtype, classes) -> array``: random valid values,
+        away from kinks and clips (what tests and benchmarks feed the op).
+      low, high: the bounds of every valid value (``None``: unbounded; tests
+        then draw up to a magnitude of their choosing); ``low_open``: ``low``
+        itself is not valid.
+      values: the only valid values, where they are a finite set.
+      integer: integer class labels in [0, classes).
+      rows_sum_to_one: distributions over the last axis.
     """
 
-    domain: str
+    name: str
+    sample: Callable[[jax.Array, Size, Any, int], jax.Array]
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    values: tuple[float, ...] = ()
+    integer: bool = False
+    rows_sum_to_one: bool = False
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+REAL = Domain("real", lambda k, s, d, c: jax.random.normal(k, s, d))
+WEIGHT = Domain("weight", lambda k, s, d, c: jax.random.normal(k, s, d) * s[0] ** -0.5)
+UNIT = Domain("unit", lambda k, s, d, c: jax.random.uniform(k, s, d, 0.05, 0.95), 0.0, 1.0)
+POSITIVE = Domain(
+    "positive", lambda k, s, d, c: jax.random.uniform(k, s, d, 0.5, 2.0), 0.0, low_open=True
+)
+SIMPLEX = Domain(
+    "simplex",
+    lambda k, s, d, c: jax.nn.softmax(jax.random.normal(k, s, d), axis=-1),
+    0.0,
+    1.0,
+    rows_sum_to_one=True,
+)
+SIGN = Domain(
+    "sign",
+    lambda k, s, d, c: jnp.where(jax.random.bernoulli(k, 0.5, s), 1, -1).astype(d),
+    values=(-1.0, 1.0),
+)
+LABEL = Domain("label", lambda k, s, d, c: jax.random.randint(k, s, 0, c), integer=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arg:
+    """One array input: its :class:`Domain` and shape (``classes`` for labels)."""
+
+    domain: Domain
     shape: Size
     classes: int = 0
 
     @property
     def floating(self) -> bool:
-        return self.domain != "label"
+        return not self.domain.integer
 
 
 def draw(arg: Arg, key: jax.Array, dtype: Any) -> jax.Array:
     """A random valid array for ``arg``, away from kinks and clips."""
-    shape = arg.shape
-    if arg.domain == "real":
-        return jax.random.normal(key, shape, dtype)
-    if arg.domain == "weight":
-        return jax.random.normal(key, shape, dtype) * shape[0] ** -0.5
-    if arg.domain == "unit":
-        return jax.random.uniform(key, shape, dtype, 0.05, 0.95)
-    if arg.domain == "positive":
-        return jax.random.uniform(key, shape, dtype, 0.5, 2.0)
-    if arg.domain == "simplex":
-        return jax.nn.softmax(jax.random.normal(key, shape, dtype), axis=-1)
-    if arg.domain == "sign":
-        return jnp.where(jax.random.bernoulli(key, 0.5, shape), 1, -1).astype(dtype)
-    if arg.domain == "label":
-        return jax.random.randint(key, shape, 0, arg.classes)
-    raise ValueError(f"draw: unknown domain {arg.domain!r}")
+    return arg.domain.sample(key, arg.shape, dtype, arg.classes)
 
 
 def _is_arg(x: Any) -> bool:
@@ -166,23 +195,25 @@ class OpSpec:
 
 # --- how inputs look, per family ----------------------------------------------
 
+# Entries that check a non-default hyperparameter: tested, not benchmarked.
+_TESTED_ONLY = {"test": (3, 5), "quick": [], "full": []}
 _ROWS = {"test": (3, 5), "quick": [(256, 512), (2048, 1024)], "full": [(1024, 1024), (8192, 8192)]}
 
 
 def _elementwise(size: Size) -> tuple:
-    return (Arg("real", size),)
+    return (Arg(REAL, size),)
 
 
-def _pair(first: str, second: str) -> Callable[[Size], tuple]:
+def _pair(first: Domain, second: Domain) -> Callable[[Size], tuple]:
     return lambda size: (Arg(first, size), Arg(second, size))
 
 
 def _with_labels(size: Size) -> tuple:
-    return (Arg("real", size), Arg("label", size[:-1], classes=size[-1]))
+    return (Arg(REAL, size), Arg(LABEL, size[:-1], classes=size[-1]))
 
 
 def _params(size: Size) -> tuple:
-    return ({"w": Arg("real", size), "b": Arg("real", size[-1:])},)
+    return ({"w": Arg(REAL, size), "b": Arg(REAL, size[-1:])},)
 
 
 def _last_axis(reduce):
@@ -206,6 +237,16 @@ _ENTRIES = [
         "softplus", act.softplus, _elementwise, peer=jax.nn.softplus, peer_name="jax.nn.softplus"
     ),
     _entry("softmax", act.softmax, _elementwise, peer=jax.nn.softmax, peer_name="jax.nn.softmax"),
+    # a non-default axis: the backward must reduce over the same axis
+    _entry(
+        "softmax_axis0",
+        act.softmax,
+        _elementwise,
+        sizes=_TESTED_ONLY,
+        kwargs={"axis": 0},
+        peer=functools.partial(jax.nn.softmax, axis=0),
+        peer_name="jax.nn.softmax(axis=0)",
+    ),
     _entry(
         "log_softmax",
         act.log_softmax,
@@ -213,20 +254,29 @@ _ENTRIES = [
         peer=jax.nn.log_softmax,
         peer_name="jax.nn.log_softmax",
     ),
+    _entry(
+        "log_softmax_axis0",
+        act.log_softmax,
+        _elementwise,
+        sizes=_TESTED_ONLY,
+        kwargs={"axis": 0},
+        peer=functools.partial(jax.nn.log_softmax, axis=0),
+        peer_name="jax.nn.log_softmax(axis=0)",
+    ),
     # losses
     _entry(
         "mse",
         los.mse,
-        _pair("real", "real"),
+        _pair(REAL, REAL),
         peer=_mean(optax.losses.squared_error),
         peer_name="optax squared_error",
         degree=2,
     ),
-    _entry("mae", los.mae, _pair("real", "real")),
+    _entry("mae", los.mae, _pair(REAL, REAL)),
     _entry(
         "hinge",
         los.hinge,
-        _pair("real", "sign"),
+        _pair(REAL, SIGN),
         peer=_mean(optax.losses.hinge_loss),
         peer_name="optax hinge_loss",
     ),
@@ -237,19 +287,19 @@ _ENTRIES = [
         peer=optax.losses.multiclass_hinge_loss,
         peer_name="optax multiclass_hinge_loss",
     ),
-    _entry("binary_cross_entropy", los.binary_cross_entropy, _pair("unit", "unit")),
+    _entry("binary_cross_entropy", los.binary_cross_entropy, _pair(UNIT, UNIT)),
     _entry(
         "binary_cross_entropy_with_logits",
         los.binary_cross_entropy_with_logits,
-        _pair("real", "unit"),
+        _pair(REAL, UNIT),
         peer=_sum(optax.losses.sigmoid_binary_cross_entropy),
         peer_name="optax sigmoid_binary_cross_entropy",
     ),
-    _entry("categorical_cross_entropy", los.categorical_cross_entropy, _pair("simplex", "simplex")),
+    _entry("categorical_cross_entropy", los.categorical_cross_entropy, _pair(SIMPLEX, SIMPLEX)),
     _entry(
         "softmax_cross_entropy",
         los.softmax_cross_entropy,
-        _pair("real", "simplex"),
+        _pair(REAL, SIMPLEX),
         peer=optax.losses.softmax_cross_entropy,
         peer_name="optax softmax_cross_entropy",
     ),
@@ -277,7 +327,7 @@ _ENTRIES = [
         degree=2,
     ),
     _entry("l1_prox", reg.l1_prox, _params, kwargs={"threshold": 0.5}),
-    _entry("soft_f1", los.soft_f1, _pair("unit", "unit")),
+    _entry("soft_f1", los.soft_f1, _pair(UNIT, UNIT)),
 ]
 
 
@@ -286,33 +336,27 @@ _ENTRIES = [
 
 def _dense_args(size: Size) -> tuple:
     batch, d_in, d_out = size
-    return (Arg("real", (batch, d_in)), Arg("weight", (d_in, d_out)), Arg("real", (d_out,)))
+    return (Arg(REAL, (batch, d_in)), Arg(WEIGHT, (d_in, d_out)), Arg(REAL, (d_out,)))
 
 
 def _batch_norm_args(size: Size) -> tuple:
     features = size[-1:]
-    state = lay.BatchNormState(Arg("real", features), Arg("positive", features))
-    return (Arg("real", size), Arg("positive", features), Arg("real", features), state)
+    state = lay.BatchNormState(Arg(REAL, features), Arg(POSITIVE, features))
+    return (Arg(REAL, size), Arg(POSITIVE, features), Arg(REAL, features), state)
 
 
-_PARAMS = {"rnn": (rec.RNNParams, 1), "lstm": (rec.LSTMParams, 4), "gru": (rec.GRUParams, 3)}
-
-
-def _recurrent_args(kind: str, time: bool):
+def _recurrent_args(params: type, gates: int, *, time: bool):
     """``(x or xs, state, params)`` for sizes ``(batch, d_in, hidden)``, with
-    ``time`` first for a sequence."""
-    cls, gates = _PARAMS[kind]
+    ``time`` first for a sequence; the LSTM's state is ``LSTMState(h, c)``."""
 
     def signature(size: Size) -> tuple:
         steps, (batch, d_in, hidden) = (size[0], size[1:]) if time else (None, size)
-        x = Arg("real", (steps, batch, d_in) if time else (batch, d_in))
-        h = Arg("real", (batch, hidden))
-        state = rec.LSTMState(h, h) if kind == "lstm" else h
-        biases = [Arg("real", (gates * hidden,))] * (len(cls._fields) - 2)
-        params = cls(
-            Arg("weight", (d_in, gates * hidden)), Arg("weight", (hidden, gates * hidden)), *biases
-        )
-        return (x, state, params)
+        x = Arg(REAL, (steps, batch, d_in) if time else (batch, d_in))
+        h = Arg(REAL, (batch, hidden))
+        state = rec.LSTMState(h, h) if params is rec.LSTMParams else h
+        biases = [Arg(REAL, (gates * hidden,))] * (len(params._fields) - 2)
+        weights = Arg(WEIGHT, (d_in, gates * hidden)), Arg(WEIGHT, (hidden, gates * hidden))
+        return (x, state, params(*weights, *biases))
 
     return signature
 
@@ -335,9 +379,9 @@ def _mlp_layers(size: Size) -> list[int]:
 def _mlp_args(with_labels: bool):
     def signature(size: Size) -> tuple:
         sizes = _mlp_layers(size)
-        params = [(Arg("weight", (a, b)), Arg("real", (b,))) for a, b in itertools.pairwise(sizes)]
-        x = Arg("real", (size[0], sizes[0]))
-        labels = Arg("label", (size[0],), classes=sizes[-1])
+        params = [(Arg(WEIGHT, (a, b)), Arg(REAL, (b,))) for a, b in itertools.pairwise(sizes)]
+        x = Arg(REAL, (size[0], sizes[0]))
+        labels = Arg(LABEL, (size[0],), classes=sizes[-1])
         return (params, x, labels) if with_labels else (params, x)
 
     return signature
@@ -365,50 +409,88 @@ _MLP_SIZES = {
 }
 
 
-def _recurrent_entries() -> list[OpSpec]:
-    entries = []
-    for kind, (_, gates) in _PARAMS.items():
-        cell, seq = getattr(rec, f"{kind}_cell"), getattr(rec, kind)
-        entries.append(
-            _entry(
-                f"{kind}_cell",
-                cell,
-                _recurrent_args(kind, time=False),
-                sizes=_CELL_SIZES,
-                peer=_peers.cell(kind),
-                peer_name=f"flax linen {cell.__name__}",
-                degree=2,
-                flops=_recurrent_flops(gates, time=False),
-            )
-        )
-        entries.append(
-            _entry(
-                kind,
-                seq,
-                _recurrent_args(kind, time=True),
-                sizes=_SEQUENCE_SIZES,
-                peer=_peers.sequence(kind),
-                peer_name="flax linen nn.RNN",
-                degree=2,
-                flops=_recurrent_flops(gates, time=True),
-                gpu_peer=_peers.cudnn_lstm if kind == "lstm" else None,
-                gpu_peer_name="cuDNN (jax.experimental.rnn)" if kind == "lstm" else "",
-            )
-        )
-    entries.append(
-        _entry(
-            "lstm_checkpointed",
-            rec.lstm,
-            _recurrent_args("lstm", time=True),
-            sizes=_SEQUENCE_SIZES,
-            kwargs={"checkpoint_every": 4},
-            peer=_peers.sequence("lstm"),
-            peer_name="flax linen nn.RNN",
-            degree=2,
-            flops=_recurrent_flops(4, time=True),
-        )
+def _recurrent(name, fn, params, gates, *, time, peer, peer_name, **fields) -> OpSpec:
+    return _entry(
+        name,
+        fn,
+        _recurrent_args(params, gates, time=time),
+        sizes=_SEQUENCE_SIZES if time else _CELL_SIZES,
+        peer=peer,
+        peer_name=peer_name,
+        degree=2,
+        flops=_recurrent_flops(gates, time=time),
+        **fields,
     )
-    return entries
+
+
+_RECURRENT_ENTRIES = [
+    _recurrent(
+        "rnn_cell",
+        rec.rnn_cell,
+        rec.RNNParams,
+        1,
+        time=False,
+        peer=_peers.cell("rnn"),
+        peer_name="flax linen SimpleCell",
+    ),
+    _recurrent(
+        "rnn",
+        rec.rnn,
+        rec.RNNParams,
+        1,
+        time=True,
+        peer=_peers.sequence("rnn"),
+        peer_name="flax linen nn.RNN",
+    ),
+    _recurrent(
+        "lstm_cell",
+        rec.lstm_cell,
+        rec.LSTMParams,
+        4,
+        time=False,
+        peer=_peers.cell("lstm"),
+        peer_name="flax linen LSTMCell",
+    ),
+    _recurrent(
+        "lstm",
+        rec.lstm,
+        rec.LSTMParams,
+        4,
+        time=True,
+        peer=_peers.sequence("lstm"),
+        peer_name="flax linen nn.RNN",
+        gpu_peer=_peers.cudnn_lstm,
+        gpu_peer_name="cuDNN (jax.experimental.rnn)",
+    ),
+    _recurrent(
+        "gru_cell",
+        rec.gru_cell,
+        rec.GRUParams,
+        3,
+        time=False,
+        peer=_peers.cell("gru"),
+        peer_name="flax linen GRUCell",
+    ),
+    _recurrent(
+        "gru",
+        rec.gru,
+        rec.GRUParams,
+        3,
+        time=True,
+        peer=_peers.sequence("gru"),
+        peer_name="flax linen nn.RNN",
+    ),
+    _recurrent(
+        "lstm_checkpointed",
+        rec.lstm,
+        rec.LSTMParams,
+        4,
+        time=True,
+        kwargs={"checkpoint_every": 4},
+        peer=_peers.sequence("lstm"),
+        peer_name="flax linen nn.RNN",
+    ),
+]
 
 
 _LAYER_ENTRIES = [
@@ -445,7 +527,17 @@ _LAYER_ENTRIES = [
         )
         for name, training in (("batch_norm", True), ("batch_norm_eval", False))
     ),
-    *_recurrent_entries(),
+    # non-default momentum and eps reach the backward (the running-state gradient)
+    _entry(
+        "batch_norm_momentum",
+        lay.batch_norm,
+        _batch_norm_args,
+        sizes=_TESTED_ONLY,
+        kwargs={"training": True, "momentum": 0.9, "eps": 1e-3},
+        degree=2,
+        loss_output=lambda out: out[0],
+    ),
+    *_RECURRENT_ENTRIES,
     _entry(
         "mlp",
         net.mlp,

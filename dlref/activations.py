@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from dlref import _checks
-from dlref._numerics import exp_sum, log_normalizer, neg_abs, sigmoid_from_exp
+from dlref._numerics import exp_sum, log_normalizer, neg_abs, row_max, sigmoid_from_exp
 from dlref._op import op
 
 __all__ = ["sigmoid", "relu", "tanh", "softplus", "softmax", "log_softmax"]
@@ -74,10 +74,11 @@ def relu(x: jax.Array) -> jax.Array:
       x: floating array of any shape.
 
     Returns:
-      An array of the shape and dtype of ``x``.
+      An array of the shape and dtype of ``x``; ``relu(NaN)`` is NaN (as
+      ``jax.nn.relu``), and so is its gradient: a NaN is never hidden as 0.
     """
     _checks.floating("relu", x=x)
-    return jnp.where(x > 0, x, 0)
+    return jnp.where(x <= 0, 0, x)  # NaN fails the test and passes through
 
 
 def _relu_fwd(x):
@@ -86,8 +87,8 @@ def _relu_fwd(x):
 
 
 def _relu_bwd(res, dy):
-    (y,) = res  # y > 0 exactly where x > 0
-    return (jnp.where(y > 0, dy, 0),)
+    (y,) = res  # y <= 0 exactly where x <= 0 (y is NaN where x is)
+    return (jnp.where(y <= 0, 0, dy),)
 
 
 relu.defvjp(_relu_fwd, _relu_bwd)
@@ -176,7 +177,7 @@ def _shifted(fn: str, x, axis: int):
     """``x - max(x)`` along ``axis``; the max is a constant to autodiff."""
     _checks.floating(fn, x=x)
     _checks.min_rank(fn, "x", x, 1, "the axis to normalize over")
-    return x - jax.lax.stop_gradient(jnp.max(x, axis=axis, keepdims=True))
+    return x - row_max(x, axis)
 
 
 @op

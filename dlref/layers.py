@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dlref import _checks
 from dlref._numerics import bias_row
@@ -164,8 +165,10 @@ def _batch_stats(x, axis_name):
     return mean, var
 
 
-def _check_batch_norm(x, scale, shift, state):
+def _check_batch_norm(x, scale, shift, state, training, momentum, eps):
     fn = "batch_norm"
+    _checks.in_interval(fn, "momentum", momentum, 0.0, 1.0)
+    _checks.in_interval(fn, "eps", eps, 0.0, float("inf"))
     _checks.floating(fn, x=x, scale=scale, shift=shift, mean=state.mean, var=state.var)
     _checks.same_dtype(fn, x=x, scale=scale, shift=shift, mean=state.mean, var=state.var)
     _checks.min_rank(fn, "x", x, 2, "(batch, ..., features)")
@@ -174,6 +177,13 @@ def _check_batch_norm(x, scale, shift, state):
         _checks.shape(fn, name, value, features, "(features,)")
     for name, value in (("state.mean", state.mean), ("state.var", state.var)):
         _checks.shape(fn, name, value, features, "(features,)")
+    if training:
+        why = "batch statistics of no example are undefined, and would corrupt the state"
+        _checks.nonempty(fn, "x", x, why)
+    elif _checks.is_concrete(state.var) and np.any(np.asarray(state.var) < 0):
+        raise _checks.InputError(
+            f"{fn}: `state.var` must be >= 0; got minimum {np.min(np.asarray(state.var))}"
+        )
 
 
 @op
@@ -229,7 +239,7 @@ def batch_norm(
     subnormal that XLA flushes to 0, and a constant feature would give
     ``rsqrt(0) = inf``.
     """
-    _check_batch_norm(x, scale, shift, state)
+    _check_batch_norm(x, scale, shift, state, training, momentum, eps)
     dtype = x.dtype
     x, scale, shift, state = _wide(x, scale, shift, state)
     if training:

@@ -21,7 +21,15 @@ import jax.numpy as jnp
 
 from dlref import _checks
 from dlref._checks import InputError
-from dlref._numerics import abs0, exp_sum, log_normalizer, neg_abs, sigmoid_from_exp
+from dlref._numerics import (
+    abs0,
+    exp_sum,
+    log_normalizer,
+    nan_where_not,
+    neg_abs,
+    sigmoid_from_exp,
+    valid_labels,
+)
 from dlref._op import op
 
 __all__ = [
@@ -159,11 +167,15 @@ def hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:
 
     Returns:
       The loss, shape ``(...)``; 0 once every ``labels * scores >= 1``.
+
+    Numerics: labels other than -1 and +1 (0/1 labels, say) raise when
+    concrete; under ``jit`` they make the example's loss and gradients NaN. A
+    NaN score gives a NaN loss (never the 0 of a failed ``margin > 0``).
     """
     _check_pair("hinge", scores=scores, labels=labels)
     _check_signs("hinge", labels)
-    margin = 1 - labels * scores
-    return jnp.mean(jnp.where(margin > 0, margin, 0), axis=-1)
+    margin = nan_where_not(jnp.abs(labels) == 1, 1 - labels * scores)
+    return jnp.mean(jnp.where(margin <= 0, 0, margin), axis=-1)
 
 
 def _hinge_fwd(scores, labels):
@@ -172,7 +184,8 @@ def _hinge_fwd(scores, labels):
 
 def _hinge_bwd(res, dy):
     scores, labels = res
-    g = jnp.where(1 - labels * scores > 0, -dy[..., None] / scores.shape[-1], 0)
+    g = jnp.where(1 - labels * scores <= 0, 0, -dy[..., None] / scores.shape[-1])
+    g = nan_where_not(jnp.abs(labels) == 1, g)
     return g * labels, g * scores
 
 
@@ -213,13 +226,14 @@ def multiclass_hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:
       The loss, shape ``(...)``.
 
     Numerics: labels outside [0, C) raise when concrete; under ``jit`` they
-    cannot be checked and give a one-hot of zeros (a meaningless loss).
+    make that example's loss and gradient NaN. A NaN score gives a NaN loss.
     """
     _checks.class_labels("multiclass_hinge", scores, labels, "scores")
     if scores.shape[-1] < 2:
         raise InputError(f"multiclass_hinge: `scores` needs >= 2 classes; got shape {scores.shape}")
     *_, margin = _multiclass_parts(scores, labels)
-    return jnp.where(margin > 0, margin, 0)
+    margin = nan_where_not(valid_labels(labels, scores.shape[-1]), margin)
+    return jnp.where(margin <= 0, 0, margin)
 
 
 def _multiclass_hinge_fwd(scores, labels):
@@ -232,7 +246,8 @@ def _multiclass_hinge_bwd(res, dy):
     own, rivals, rival, margin = _multiclass_parts(scores, labels)
     strongest = (rivals == rival[..., None]).astype(scores.dtype)
     share = strongest / jnp.sum(strongest, axis=-1, keepdims=True)
-    g = jnp.where(margin > 0, dy, 0)[..., None]
+    g = jnp.where(margin <= 0, 0, dy)
+    g = nan_where_not(valid_labels(labels, scores.shape[-1]), g)[..., None]
     return g * (share - own), None
 
 
@@ -463,12 +478,12 @@ def softmax_cross_entropy_with_integer_labels(logits: jax.Array, labels: jax.Arr
     logits; only the true class's log-probability is formed, and the backward
     recomputes ``softmax(z)`` from the logits and the per-example max and
     log-sum. Masked ``-inf`` logits get gradient 0. Labels outside [0, C) raise
-    when concrete; under ``jit`` they give a NaN loss.
+    when concrete; under ``jit`` they make that example's loss and gradient NaN.
     """
     _checks.class_labels("softmax_cross_entropy_with_integer_labels", logits, labels)
     top, log_sum = log_normalizer(logits, -1)
     picked = jnp.take_along_axis(logits, labels[..., None], axis=-1, mode="fill")
-    return (log_sum - (picked - top))[..., 0]
+    return nan_where_not(valid_labels(labels, logits.shape[-1]), (log_sum - (picked - top))[..., 0])
 
 
 def _sce_labels_fwd(logits, labels):
@@ -479,6 +494,7 @@ def _sce_labels_fwd(logits, labels):
 
 def _sce_labels_bwd(res, dy):
     logits, labels, top, exp_sum = res
+    dy = nan_where_not(valid_labels(labels, logits.shape[-1]), dy)
     probs_dy = jnp.exp(logits - top) * (dy[..., None] / exp_sum)  # one division per row
     # Subtract dy at each true class in place: a scatter of one entry per
     # example, where a one-hot would be a compare over every logit.
@@ -508,7 +524,7 @@ def _soft_counts(probs, targets):
         jnp.max(probs, axis=-1, keepdims=True, initial=0),
         jnp.max(targets, axis=-1, keepdims=True, initial=0),
     )
-    nonzero = top >= tiny
+    nonzero = ~(top < tiny)  # NaN counts as nonzero, and so propagates
     c = jax.lax.stop_gradient(jnp.where(nonzero, top, 1))
     p, t = probs / c, targets / c
     tp = jnp.sum(p * t, axis=-1)
@@ -573,7 +589,7 @@ def soft_f1(probs: jax.Array, targets: jax.Array) -> jax.Array:
     """
     _check_pair("soft_f1", probs=probs, targets=targets)
     c, _, _, tp, s = _soft_counts(probs, targets)
-    return 1 - jnp.where(s > 0, 2 * c[..., 0] * tp / _safe(s), 0)
+    return 1 - jnp.where(s <= 0, 0, 2 * c[..., 0] * tp / _safe(s))
 
 
 def _soft_f1_fwd(probs, targets):
@@ -588,7 +604,7 @@ def _soft_f1_bwd(res, dy):
     # In the scaled counts f = 2 c tp / s and S = c s, so
     # dp = (f - 2 targets) / S * dy = 2 (tp / s - t) / s * dy: c cancels, and s >= 1.
     q = (tp / _safe(s))[..., None]
-    k = jnp.where(s > 0, 2 / _safe(s), 0)[..., None]  # 0 for an all-zero example
+    k = jnp.where(s <= 0, 0, 2 / _safe(s))[..., None]  # 0 for an all-zero example
     dy = dy[..., None]
     return dy * (k * (q - t)), dy * (k * (q - p))
 

@@ -29,7 +29,7 @@ __all__ = ["init_mlp", "mlp", "mlp_loss"]
 
 # activation: the function, and its derivative written from its output
 _ACTIVATIONS = {
-    "relu": (lambda z: jnp.where(z > 0, z, 0), lambda a: (a > 0).astype(a.dtype)),
+    "relu": (lambda z: jnp.where(z <= 0, 0, z), lambda a: (a > 0).astype(a.dtype)),  # NaN stays
     "tanh": (jnp.tanh, lambda a: 1 - a * a),
     "sigmoid": (jax.lax.logistic, lambda a: a * (1 - a)),
 }
@@ -151,6 +151,7 @@ def mlp_loss(
     _check_mlp("mlp_loss", params, x, activation)
     logits, _ = _forward(params, x, activation)
     _checks.class_labels("mlp_loss", logits, labels)
+    _checks.nonempty("mlp_loss", "x", x, "the batch mean of no example is undefined")
     return jnp.mean(_sce_labels.autodiff(logits, labels))
 
 
@@ -158,6 +159,7 @@ def _mlp_loss_fwd(params, x, labels, *, activation="relu"):
     _check_mlp("mlp_loss", params, x, activation)
     logits, hidden = _forward(params, x, activation)
     _checks.class_labels("mlp_loss", logits, labels)
+    _checks.nonempty("mlp_loss", "x", x, "the batch mean of no example is undefined")
     per_example, ce_res = _sce_labels.fwd(logits, labels)
     return jnp.mean(per_example), (params, x, hidden, ce_res)
 

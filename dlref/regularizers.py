@@ -125,7 +125,8 @@ def l1_prox(params: PyTree, *, threshold: float) -> PyTree:
 
 
 def _soft_threshold(w, t):
-    return jnp.where(w > t, w - t, jnp.where(w < -t, w + t, 0))
+    """Within the threshold: exactly 0; a NaN weight stays NaN (never a silent 0)."""
+    return jnp.where(w > t, w - t, jnp.where(w < -t, w + t, jnp.where(jnp.isnan(w), w, 0)))
 
 
 def _l1_prox_fwd(params, *, threshold):

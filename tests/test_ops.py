@@ -32,8 +32,10 @@ from helpers import (
 )
 from hypothesis import assume, given
 
-from dlref import OPS, gradcheck
-from dlref._registry import Arg, _is_arg
+import dlref
+from dlref import OPS, InputError, gradcheck
+from dlref._registry import REAL, SIMPLEX, UNIT, Arg, _is_arg
+from dlref.gradcheck import restrict
 
 SPECS = list(OPS.values())
 WITH_PEER = [s for s in SPECS if s.peer is not None]
@@ -44,18 +46,6 @@ def _function(spec, variant):
     """The op's variant ("manual", "autodiff" or "peer"), reading ``loss_output``
     for the peer comparisons and finite differences when ``read`` is set."""
     return spec.peer if variant == "peer" else getattr(spec, variant)
-
-
-def restrict(fn, args, argnums):
-    """``fn`` as a function of the arguments at ``argnums`` only."""
-
-    def g(*diff):
-        full = list(args)
-        for i, value in zip(argnums, diff, strict=True):
-            full[i] = value
-        return fn(*full)
-
-    return g
 
 
 def diff_args(spec, args):
@@ -120,7 +110,7 @@ def _scaled(spec, args, scale):
     """Real-domain arguments multiplied by ``scale`` (large logits and scores)."""
     out = []
     for s, a in zip(spec.args(), args, strict=True):
-        is_real = all(x.domain == "real" for x in jax.tree.leaves(s, is_leaf=_is_arg))
+        is_real = all(x.domain is REAL for x in jax.tree.leaves(s, is_leaf=_is_arg))
         out.append(jax.tree.map(lambda v: v * scale, a) if is_real else a)
     return tuple(out)
 
@@ -176,21 +166,21 @@ def _float_elements(dtype, low, high):
 
 
 def _draw_arg(data, arg: Arg, dtype, limit):
-    n = int(np.prod(arg.shape))
-    if arg.domain == "label":
+    """Hypothesis values over the whole of ``arg.domain``, extremes included."""
+    n, domain = int(np.prod(arg.shape)), arg.domain
+    if domain.integer:
         values = data.draw(st.lists(st.integers(0, arg.classes - 1), min_size=n, max_size=n))
         return jnp.asarray(np.array(values, dtype=np.int32).reshape(arg.shape))
-    if arg.domain == "sign":
-        values = data.draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n))
-    elif arg.domain in ("real", "weight"):
-        values = data.draw(st.lists(_float_elements(dtype, -limit, limit), min_size=n, max_size=n))
-    elif arg.domain == "positive":
-        elems = _float_elements(dtype, float(jnp.finfo(dtype).tiny), limit)
-        values = data.draw(st.lists(elems, min_size=n, max_size=n))
-    else:  # unit, simplex
-        values = data.draw(st.lists(_float_elements(dtype, 0.0, 1.0), min_size=n, max_size=n))
-    values = np.array(values, dtype=np.float64).reshape(arg.shape)
-    if arg.domain == "simplex":
+    if domain.values:
+        elements = st.sampled_from(domain.values)
+    else:
+        low = -limit if domain.low is None else domain.low
+        if domain.low_open:
+            low = float(jnp.finfo(dtype).tiny)
+        elements = _float_elements(dtype, low, limit if domain.high is None else domain.high)
+    values = np.array(data.draw(st.lists(elements, min_size=n, max_size=n)), dtype=np.float64)
+    values = values.reshape(arg.shape)
+    if domain.rows_sum_to_one:
         values[values.sum(-1) == 0, 0] = 1.0
         values = values / values.sum(-1, keepdims=True)
     return jnp.asarray(values.astype(NUMPY_DTYPES[dtype]))
@@ -202,7 +192,7 @@ def _reference_inputs(spec, args, dtype):
     eps = float(jnp.finfo(dtype).eps)
     out = []
     for s, a in zip(spec.args(), args, strict=True):
-        clip = all(x.domain in ("unit", "simplex") for x in jax.tree.leaves(s, is_leaf=_is_arg))
+        clip = all(x.domain in (UNIT, SIMPLEX) for x in jax.tree.leaves(s, is_leaf=_is_arg))
         wide = jax.tree.map(lambda v: v.astype(jnp.float64) if v.dtype == dtype else v, a)
         out.append(jax.tree.map(lambda v: jnp.clip(v, eps, 1 - eps), wide) if clip else wide)
     return tuple(out)
@@ -288,16 +278,137 @@ def test_grad_of_grad_matches_autodiff(spec, key):
 
 
 @parametrize_ops
-def test_forward_mode_through_autodiff(spec, key):
-    """custom_vjp refuses forward mode; ``fn.autodiff`` is the way to reach it."""
-    args = spec.example_args(key, jnp.float64)
-    tangents = gradcheck.random_like(key, diff_args(spec, args))
-    f = restrict(spec.autodiff, args, spec.diff_argnums)
-    jvp = jax.jit(lambda primals, tangents: jax.jvp(f, primals, tangents)[1])
-    jvp_out = jvp(tuple(diff_args(spec, args)), tuple(tangents))
-    ct = gradcheck.random_like(key, output_shape(spec, args))
+def test_forward_mode_in_autodiff_mode(spec, key):
+    """custom_vjp refuses forward mode; under ``dlref.autodiff_mode()`` the same
+    public op traces its plain forward, and jvp agrees with the hand-written
+    backward: ``<ct, J t>`` from forward mode equals ``<J^T ct, t>``."""
+    k_args, k_t, k_ct = jax.random.split(key, 3)
+    args = spec.example_args(k_args, jnp.float64)
+    tangents = gradcheck.random_like(k_t, diff_args(spec, args))
+    f = restrict(spec.manual, args, spec.diff_argnums)
+    with pytest.raises(TypeError, match="can't apply forward-mode autodiff"):
+        jax.jvp(f, tuple(diff_args(spec, args)), tuple(tangents))
+    with dlref.autodiff_mode():
+        jvp = jax.jit(lambda primals, tangents: jax.jvp(f, primals, tangents)[1])
+        jvp_out = jvp(tuple(diff_args(spec, args)), tuple(tangents))
+    ct = gradcheck.random_like(k_ct, output_shape(spec, args))
     _, grads = pullback(spec.name, "manual")(args, ct)
-    # <ct, J t> from forward mode equals <J^T ct, t> from the hand-written backward.
     np.testing.assert_allclose(
         tree_vdot(ct, jvp_out), tree_vdot(grads, tangents), rtol=BACKWARD_RTOL
     )
+
+
+# 6. Documented results for empty, NaN and out-of-range input ---------------------
+
+# Ops that refuse an empty leading axis (a batch, or a sequence of no steps) with
+# InputError, and why; every other op returns an empty (or, for a sum, exact) result.
+EMPTY_RAISES = {
+    "batch_norm": "batch statistics of no example are undefined (and would corrupt the state)",
+    "batch_norm_momentum": "as batch_norm",
+    "mlp_loss": "the batch mean of no example is undefined",
+}
+
+
+def _with_size(spec, size):
+    return spec.example_args(jax.random.key(0), jnp.float64, size)
+
+
+@parametrize_ops
+def test_empty_leading_axis_gives_the_documented_result(spec):
+    size = (0, *spec.sizes["test"][1:])
+    args = _with_size(spec, size)
+    if spec.name in EMPTY_RAISES:
+        with pytest.raises(InputError, match=spec.fn.__name__):
+            spec.manual(*args)
+        return
+    ct = gradcheck.random_like(jax.random.key(1), output_shape(spec, args))
+    for variant in ("manual", "autodiff"):
+        out, grads = pullback(spec.name, variant)(args, ct)
+        for leaf in jax.tree.leaves((out, grads)):
+            assert np.all(np.isfinite(np.asarray(leaf))), f"{variant}: {leaf}"
+
+
+def _poison(args, argnum, value):
+    """``args`` with the first entry of every leaf of argument ``argnum`` set to ``value``."""
+    out = list(args)
+    out[argnum] = jax.tree.map(
+        lambda x: x.reshape(-1).at[0].set(value).reshape(x.shape), args[argnum]
+    )
+    return tuple(out)
+
+
+# Ops whose output may legitimately hide a NaN input, and why.
+NAN_HIDDEN = {"dropout": "a dropped entry is 0 whatever its value (the mask decides)"}
+
+
+@parametrize_ops
+def test_nan_input_is_not_hidden(spec, key):
+    """A NaN in any floating input gives a NaN in the output or InputError (for
+    a label-like input checked eagerly): a NaN never turns into a finite loss."""
+    args = spec.example_args(key, jnp.float64)
+    for i in spec.diff_argnums:
+        poisoned = _poison(args, i, jnp.nan)
+        try:
+            out = jax.jit(spec.manual)(*poisoned)
+        except InputError:
+            continue
+        has_nan = any(np.any(np.isnan(np.asarray(leaf))) for leaf in jax.tree.leaves(out))
+        assert has_nan or spec.name in NAN_HIDDEN, f"argument {i}: NaN hidden in {out}"
+
+
+def _label_positions(spec):
+    return [
+        i
+        for i, s in enumerate(spec.args())
+        if all(a.domain.integer for a in jax.tree.leaves(s, is_leaf=_is_arg))
+    ]
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if _label_positions(s)], ids=lambda s: s.name)
+@pytest.mark.parametrize("bad", ["negative", "too_large"])
+def test_out_of_range_label_under_jit_gives_nan_loss_and_gradient(spec, bad, key):
+    """Labels cannot be checked under jit: an out-of-range label makes that
+    example's loss NaN and its gradient NaN, so training cannot go on silently."""
+    args = list(spec.example_args(key, jnp.float64))
+    (i,) = _label_positions(spec)
+    classes = spec.args()[i].classes
+    args[i] = args[i].at[0].set(-1 if bad == "negative" else classes)
+    args = tuple(args)
+    ct = gradcheck.random_like(key, output_shape(spec, args))
+    out, grads = pullback(spec.name, "manual")(args, ct)
+    assert np.any(np.isnan(np.asarray(out)))
+    assert all(np.any(np.isnan(np.asarray(g))) for g in jax.tree.leaves(grads))
+    with pytest.raises(InputError, match=r"`labels` must lie in"):
+        spec.manual(*args)
+
+
+def _static_kwargs(spec):
+    return {k: v for k, v in spec.kwargs.items() if isinstance(v, (bool, int, float))}
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if _static_kwargs(s)], ids=lambda s: s.name)
+def test_array_hyperparameters_act_as_python_values(spec, key):
+    """A hyperparameter given as a concrete NumPy or JAX scalar acts exactly as
+    the Python value: same output, same dtype (float32 inputs stay float32),
+    same gradient; a traced one raises InputError naming it."""
+    args = spec.example_args(key, jnp.float32)
+    ct = gradcheck.random_like(key, output_shape(spec, args))
+
+    def run(**kwargs):
+        fn = functools.partial(spec.fn, **{**spec.kwargs, **kwargs})
+        out, vjp = jax.vjp(restrict(fn, args, spec.diff_argnums), *diff_args(spec, args))
+        return out, vjp(ct)
+
+    expected = run()
+    for name, value in _static_kwargs(spec).items():
+        for wrap in (
+            np.asarray,
+            jnp.asarray,
+            np.float64 if isinstance(value, float) else np.asarray,
+        ):
+            got = run(**{name: wrap(value)})
+            assert jax.tree.map(lambda x: x.dtype, got) == jax.tree.map(lambda x: x.dtype, expected)
+            assert_close(got, expected, 0.0, f"{name}={wrap.__name__}")
+        traced = jax.jit(lambda v, name=name: spec.fn(*args, **{**spec.kwargs, name: v}))
+        with pytest.raises(InputError, match=f"`{name}` is a static hyperparameter"):
+            traced(jnp.asarray(value))
