@@ -39,6 +39,30 @@ def _describe(x: Any) -> str:
     return f"shape {tuple(jnp.shape(x))} and dtype {jnp.result_type(x)}"
 
 
+def arrays(fn: str, **values: Any) -> None:
+    """Each value is an array (JAX or NumPy), not a list or another array-like:
+    dlref, like ``jax.numpy``'s reductions, takes arrays only."""
+    for name, x in values.items():
+        if not isinstance(x, (jax.Array, np.ndarray, np.generic)):
+            raise InputError(
+                f"{fn}: `{name}` must be a JAX or NumPy array; got {type(x).__name__} "
+                f"(wrap it in jnp.asarray)"
+            )
+
+
+def in_unit_interval(fn: str, **values: Any) -> None:
+    """Every entry lies in [0, 1] (probabilities); checked when concrete. NaN
+    passes (it propagates to the result, where it shows)."""
+    for name, x in values.items():
+        if not is_concrete(x) or np.size(x) == 0:
+            continue
+        v = np.asarray(x, np.float64)
+        if np.any((v < 0) | (v > 1)):
+            raise InputError(
+                f"{fn}: `{name}` must lie in [0, 1]; got values in [{np.nanmin(v)}, {np.nanmax(v)}]"
+            )
+
+
 def floating(fn: str, **arrays: Any) -> None:
     """Each array has a floating dtype."""
     for name, x in arrays.items():

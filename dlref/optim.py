@@ -6,8 +6,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
+from dlref import _checks
 from dlref._checks import InputError
 
 __all__ = ["gradient_descent", "sgd"]
@@ -21,7 +23,8 @@ def gradient_descent(params: PyTree, grads: PyTree, learning_rate: float | jax.A
     Args:
       params: a pytree of floating arrays.
       grads: its gradient, a pytree of the same structure and shapes.
-      learning_rate: a scalar (a Python number, or an array for a schedule).
+      learning_rate: a scalar (a Python number, or a 0-d array for a schedule);
+        NaN or infinite raises when concrete.
 
     Returns:
       The updated pytree, each leaf in its own dtype. Equal to one step of
@@ -32,7 +35,13 @@ def gradient_descent(params: PyTree, grads: PyTree, learning_rate: float | jax.A
         raise InputError(
             f"gradient_descent: `grads` must have the structure of `params`; got {g_def} vs {p_def}"
         )
+    _check_learning_rate("gradient_descent", learning_rate)
     for w, dw in zip(jax.tree.leaves(params), jax.tree.leaves(grads), strict=True):
+        if not jnp.issubdtype(jnp.result_type(w), jnp.floating):
+            raise InputError(
+                f"gradient_descent: every `params` leaf must be floating (an integer weight "
+                f"would round the step away); got dtype {jnp.result_type(w)}"
+            )
         if jnp.shape(w) != jnp.shape(dw):
             raise InputError(
                 f"gradient_descent: each `grads` leaf must have its `params` leaf's shape; "
@@ -43,6 +52,16 @@ def gradient_descent(params: PyTree, grads: PyTree, learning_rate: float | jax.A
     )
 
 
+def _check_learning_rate(fn: str, learning_rate) -> None:
+    """A scalar (a shaped one would change a leaf's shape); finite when concrete."""
+    if jnp.ndim(learning_rate) != 0:
+        raise InputError(
+            f"{fn}: `learning_rate` must be a scalar; got shape {jnp.shape(learning_rate)}"
+        )
+    if _checks.is_concrete(learning_rate) and not np.isfinite(np.asarray(learning_rate)):
+        raise InputError(f"{fn}: `learning_rate` must be finite; got {learning_rate}")
+
+
 class SGDState(NamedTuple):
     """:func:`sgd` keeps no state."""
 
@@ -50,6 +69,7 @@ class SGDState(NamedTuple):
 def sgd(learning_rate: float) -> optax.GradientTransformation:
     """:func:`gradient_descent` as an optax ``GradientTransformation``:
     ``updates = -learning_rate * grads``, to use with ``optax.apply_updates``."""
+    _check_learning_rate("sgd", learning_rate)
 
     def init(params):
         del params
