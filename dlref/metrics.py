@@ -1,81 +1,52 @@
 """Classification metrics: confusion matrix, accuracy, precision, recall and F1.
 
-Plain, jittable functions of integer label arrays that give scikit-learn's
-numbers (``sklearn.metrics``, checked against version 1.9). They are metrics,
-not losses: their inputs are integer labels, so they have no gradient (the
-differentiable surrogate of F1 is :func:`dlref.losses.soft_f1`).
+Jittable functions of integer labels that give scikit-learn's numbers
+(``sklearn.metrics``, checked against 1.9). They score thresholded predictions
+and have no useful gradient: :func:`dlref.losses.soft_f1` is F1's
+differentiable surrogate.
 
-Every function takes ``y_true`` and ``y_pred`` of shape ``(n,)`` and a static
-``num_classes``: labels are integers in ``[0, num_classes)`` and every output
-has a shape known at trace time, so the functions work under ``jax.jit`` and
-``jax.vmap`` (vmap over a leading axis to score a batch of evaluations at
-once). Hyperparameters are keyword-only and static (Python values).
+Inputs: ``y_true`` and ``y_pred`` of shape ``(n,)``, integer labels in
+``[0, num_classes)``, in a dtype that can hold ``num_classes - 1``. With two
+classes a floating ``y_pred`` is the probability of class 1, predicted as
+``y_pred >= threshold``. ``num_classes`` is a static Python int, so every
+output shape is known at trace time: the functions work under ``jit`` and
+``vmap`` (vmap a leading axis to score a batch of evaluations at once).
+``sample_weight`` (optional, shape ``(n,)``, real) counts each sample with its
+weight. Hyperparameters are keyword-only.
 
-Conventions (scikit-learn's, written down):
+Conventions (scikit-learn's):
 
-- Confusion matrix: ``cm[i, j]`` counts samples of true class ``i`` predicted
-  as ``j`` (rows = true class, columns = predicted). Per class ``c``:
-  ``tp = cm[c, c]``, predicted positives ``cm[:, c].sum()``, actual positives
-  (the support) ``cm[c, :].sum()``.
-- ``precision = tp / predicted``, ``recall = tp / actual``,
-  ``f1 = 2 tp / (predicted + actual)`` (= ``2 tp / (2 tp + fp + fn)``, the
-  harmonic mean of precision and recall when both are defined).
-- ``zero_division`` (0, 1 or NaN; default 0) is the value of a score whose
-  denominator is 0: precision with no predicted positives, recall with no
-  actual positives, F1 only when both are 0 (``tp = fp = fn = 0``). F1 is
-  *not* recomputed from a replaced precision or recall: with no predictions
-  and some actual positives, F1 is 0 even for ``zero_division=1``.
-  scikit-learn's default ``"warn"`` gives 0 and a warning; dlref gives 0 and
-  no warning (warnings do not work under ``jit``).
-- ``average``:
+- ``cm[i, j]`` counts samples of true class ``i`` predicted as ``j``
+  (rows = true class). Per class ``c``: ``tp = cm[c, c]``,
+  ``predicted = cm[:, c].sum()``, ``support = cm[c, :].sum()``;
+  ``precision = tp / predicted``, ``recall = tp / support``,
+  ``f1 = 2 tp / (predicted + support)``.
+- Zero division gives ``zero_division`` (0, 1 or NaN; default 0): precision
+  with nothing predicted, recall with no support, F1 only when
+  ``tp = fp = fn = 0``. scikit-learn's default ``"warn"`` gives 0 and a warning;
+  dlref gives 0 and no warning (warnings do not work under ``jit``).
+- ``average``: ``"binary"`` (two classes) the score of class ``pos_label``;
+  ``"micro"`` the score of the counts summed over classes (equal to accuracy
+  for single-label data); ``"macro"`` the mean over the classes that occur in
+  ``y_true`` or ``y_pred``, NaN scores left out; ``"weighted"`` the same,
+  weighted by support (unweighted if the supports sum to 0); ``None`` one score
+  per class, shape ``(num_classes,)`` (scikit-learn with
+  ``labels=range(num_classes)``). ``"samples"`` (multilabel) is not supported.
 
-  - ``"binary"`` (needs ``num_classes=2``): the score of class ``pos_label``
-    (default 1);
-  - ``"micro"``: the score of the counts summed over classes; for
-    single-label multiclass data micro precision = micro recall = micro F1 =
-    accuracy;
-  - ``"macro"``: the unweighted mean of the per-class scores over the classes
-    that occur in ``y_true`` or ``y_pred`` (at least once, whatever their
-    sample weights); a class absent from both is left out of the mean, as
-    scikit-learn does when ``labels`` is not given (its ``labels`` are
-    ``unique_labels(y_true, y_pred)``). Scores equal to NaN
-    (``zero_division=NaN``) are left out too; NaN if none is left;
-  - ``"weighted"``: the same classes, each weighted by its support (its
-    weighted count in ``y_true``); if those weights sum to 0 the unweighted
-    mean, as scikit-learn's ``_nanaverage``;
-  - ``None``: one score per class, shape ``(num_classes,)``, indexed by class
-    (a class absent from both arrays gets ``zero_division``); this is
-    scikit-learn's output with ``labels=range(num_classes)``: without
-    ``labels`` scikit-learn returns the present classes only.
+Counts are integers, or floating with floating weights; scores are floating
+(the wider of the weights' float dtype and JAX's default float).
 
-  scikit-learn's ``"samples"`` (multilabel data) is not supported.
-- ``pos_label`` is used by ``average="binary"`` only (ignored otherwise, where
-  scikit-learn warns).
-- ``sample_weight``: optional weights, shape ``(n,)``; each sample counts with
-  its weight in every count.
-- Probabilities: with ``num_classes=2``, a floating ``y_pred`` is read as the
-  probability of class 1 and the prediction is ``y_pred >= threshold``
-  (default 0.5), for every average and for the confusion matrix.
-- Dtypes: counts are integers (the default integer dtype) without weights or
-  with integer weights, and floating with floating weights (the wider of the
-  weights' dtype and the default float dtype); scores are in that float dtype
-  (the default float dtype without floating weights: float64 with x64 on,
-  float32 otherwise).
+Bad input raises :class:`dlref.InputError` naming the function and the
+argument: shapes, dtypes and options at trace time, also under ``jit``; label
+values, NaN probabilities and a NaN threshold when they are concrete. Under
+``jit`` or ``vmap`` values cannot be checked: a sample with a label outside
+``[0, num_classes)`` or a NaN probability (or every sample, for a NaN
+threshold) is left out of the confusion matrix, and every score of that
+evaluation is NaN, never a plausible number.
 
-Bad input raises an error naming the function, the argument and the shapes or
-values: at trace time (also under ``jit``) for a float ``y_true``, a ``y_pred``
-that is neither integer nor (for two classes) floating, shapes that differ or
-are not 1-D, an unknown ``average``, a bad ``zero_division``, ``pos_label`` or
-``num_classes``; eagerly for labels outside ``[0, num_classes)``. Under
-``jit`` (or ``vmap``) label values cannot be checked: a sample with a label
-outside ``[0, num_classes)`` is left out of every count (so the confusion
-matrix then sums to less than the number of samples), and every score (a
-float) of an evaluation that has one is NaN, never a plausible number.
-
-Degenerate inputs scikit-learn refuses (it raises ValueError): no samples, or
-sample weights summing to 0. dlref gives accuracy NaN (0 / 0) for both; the
-per-class precision, recall and F1 then have zero denominators and give
-``zero_division``, and with no samples no class occurs, so macro and weighted
+Empty input, or weights summing to 0 (scikit-learn raises): the confusion
+matrix is zeros, accuracy NaN (0 / 0), per-class and micro scores
+``zero_division``; with no samples no class occurs, so macro and weighted
 averages are NaN.
 """
 
@@ -102,6 +73,7 @@ __all__ = [
 ]
 
 _AVERAGES = ("binary", "micro", "macro", "weighted", None)
+_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 class PrecisionRecallF1(NamedTuple):
@@ -115,6 +87,17 @@ class PrecisionRecallF1(NamedTuple):
     support: jax.Array | None
 
 
+class _Labels(NamedTuple):
+    """Checked input: labels as int32 (0 where invalid), weights, and which
+    samples are valid (a label in range, not a NaN probability)."""
+
+    y_true: jax.Array
+    y_pred: jax.Array
+    weight: jax.Array | None
+    valid: jax.Array
+    num_classes: int
+
+
 # --- checks ----------------------------------------------------------------------
 
 
@@ -123,8 +106,8 @@ def _check_num_classes(fn: str, num_classes: Any) -> None:
         raise InputError(
             f"{fn}: `num_classes` must be a Python int, static under jit; got {num_classes!r}"
         )
-    if num_classes < 1:
-        raise InputError(f"{fn}: `num_classes` must be at least 1; got {num_classes}")
+    if not 1 <= num_classes <= _INT32_MAX:
+        raise InputError(f"{fn}: `num_classes` must lie in [1, 2**31 - 1]; got {num_classes}")
 
 
 def _check_average(fn: str, average: Any, num_classes: int, pos_label: Any) -> None:
@@ -140,13 +123,19 @@ def _check_average(fn: str, average: Any, num_classes: int, pos_label: Any) -> N
             f"{fn}: average='binary' needs num_classes=2; got num_classes={num_classes} "
             "(use average=None and take the class's entry, or 'micro', 'macro', 'weighted')"
         )
-    if isinstance(pos_label, bool) or pos_label not in (0, 1):
+    if (
+        not isinstance(pos_label, (int, np.integer))
+        or isinstance(pos_label, bool)
+        or (pos_label not in (0, 1))
+    ):
         raise InputError(f"{fn}: `pos_label` must be 0 or 1; got {pos_label!r}")
 
 
 def _check_zero_division(fn: str, zero_division: Any) -> None:
-    ok = isinstance(zero_division, (int, float, np.number)) and (
-        zero_division in (0, 1) or math.isnan(zero_division)
+    ok = (
+        isinstance(zero_division, (int, float, np.integer, np.floating))
+        and not isinstance(zero_division, bool)
+        and (zero_division in (0, 1) or math.isnan(zero_division))
     )
     if not ok:
         raise InputError(
@@ -154,29 +143,115 @@ def _check_zero_division(fn: str, zero_division: Any) -> None:
         )
 
 
-def _labels(fn: str, y_true, y_pred, num_classes, sample_weight, threshold):
-    """Checked integer labels (a floating y_pred thresholded) and weights."""
-    _check_num_classes(fn, num_classes)
+def _check_label_dtype(fn: str, name: str, labels: jax.Array, num_classes: int) -> None:
+    """The dtype of ``labels`` can hold every label in [0, num_classes)."""
+    largest = int(jnp.iinfo(labels.dtype).max)
+    if num_classes - 1 > largest:
+        raise InputError(
+            f"{fn}: `{name}` must have an integer dtype that holds labels up to "
+            f"{num_classes - 1} (num_classes={num_classes}); got dtype {labels.dtype}, "
+            f"whose largest value is {largest} (use int32 labels)"
+        )
+
+
+def _check_threshold(fn: str, threshold: Any) -> None:
+    """A real scalar, not NaN (checked when concrete)."""
+    try:
+        dtype = jnp.result_type(threshold)
+    except TypeError:
+        dtype = None
+    real = dtype is not None and (
+        jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)
+    )
+    if not real or jnp.ndim(threshold) != 0:
+        given = _checks._describe(threshold) if real else repr(threshold)
+        raise InputError(f"{fn}: `threshold` must be a real scalar; got {given}")
+    if _checks.is_concrete(threshold) and math.isnan(float(threshold)):
+        raise InputError(f"{fn}: `threshold` must be a real number, not NaN; got nan")
+
+
+def _infer_num_classes(fn: str, y_true: jax.Array, y_pred: jax.Array) -> int:
+    """The largest label + 1, read from concrete integer labels."""
+    if not (_checks.is_concrete(y_true) and _checks.is_concrete(y_pred)):
+        raise InputError(
+            f"{fn}: `num_classes` must be given under jit, vmap or grad, where the labels "
+            "are traced and the number of classes cannot be read from them; got "
+            "num_classes=None (pass num_classes=C, a Python int)"
+        )
+    largest = -1
+    for name, x in (("y_true", y_true), ("y_pred", y_pred)):
+        if x.size == 0:
+            continue
+        low, high = int(x.min()), int(x.max())
+        if low < 0:
+            raise InputError(
+                f"{fn}: `{name}` must hold labels >= 0 (num_classes=None: the number of "
+                f"classes is read as the largest label + 1); got values in [{low}, {high}]"
+            )
+        largest = max(largest, high)
+    return largest + 1 if largest >= 0 else 1
+
+
+def _labels(fn, y_true, y_pred, num_classes, sample_weight, threshold, *, infer=False):
+    """Checks the arguments; returns :class:`_Labels`. ``infer``: num_classes=None
+    reads the number of classes from the labels (2 for probabilities)."""
     y_true, y_pred = jnp.asarray(y_true), jnp.asarray(y_pred)
     _checks.integer(fn, y_true=y_true)
     _checks.rank(fn, "y_true", y_true, 1)
     _checks.same_shape(fn, y_true=y_true, y_pred=y_pred)
+    probabilities = jnp.issubdtype(y_pred.dtype, jnp.floating)
+    if not probabilities:
+        _checks.integer(fn, y_pred=y_pred)
+    if infer and num_classes is None:
+        num_classes = 2 if probabilities else _infer_num_classes(fn, y_true, y_pred)
+    _check_num_classes(fn, num_classes)
+    num_classes = int(num_classes)
+    _check_label_dtype(fn, "y_true", y_true, num_classes)
     _checks.labels_in_range(fn, "y_true", y_true, num_classes)
-    if jnp.issubdtype(y_pred.dtype, jnp.floating):
+    valid = _in_range(y_true, num_classes)
+    if probabilities:
         if num_classes != 2:
             raise InputError(
                 f"{fn}: a floating `y_pred` is read as probabilities of class 1, which needs "
                 f"num_classes=2; got num_classes={num_classes} and {_checks._describe(y_pred)} "
                 "(pass integer labels, e.g. argmax of the probabilities)"
             )
-        y_pred = (y_pred >= jnp.asarray(threshold, y_pred.dtype)).astype(y_true.dtype)
+        _check_threshold(fn, threshold)
+        if _checks.is_concrete(y_pred) and bool(jnp.any(jnp.isnan(y_pred))):
+            count = int(jnp.sum(jnp.isnan(y_pred)))
+            raise InputError(
+                f"{fn}: `y_pred` must hold probabilities of class 1, not NaN; got {count} NaN "
+                f"of {y_pred.size}"
+            )
+        threshold = jnp.asarray(threshold).astype(y_pred.dtype)
+        valid = valid & ~jnp.isnan(y_pred) & ~jnp.isnan(threshold)
+        y_pred = (y_pred >= threshold).astype(jnp.int32)
     else:
-        _checks.integer(fn, y_pred=y_pred)
+        _check_label_dtype(fn, "y_pred", y_pred, num_classes)
         _checks.labels_in_range(fn, "y_pred", y_pred, num_classes)
+        valid = valid & _in_range(y_pred, num_classes)
     if sample_weight is not None:
         sample_weight = jnp.asarray(sample_weight)
+        if not (
+            jnp.issubdtype(sample_weight.dtype, jnp.floating)
+            or jnp.issubdtype(sample_weight.dtype, jnp.integer)
+            or sample_weight.dtype == jnp.bool_
+        ):
+            raise InputError(
+                f"{fn}: `sample_weight` must be real (integer or floating); got "
+                f"{_checks._describe(sample_weight)}"
+            )
         _checks.same_shape(fn, y_true=y_true, sample_weight=sample_weight)
-    return y_true, y_pred, sample_weight
+    # Labels that are not valid become 0 (in range for the casts and the
+    # scatter); `valid` leaves them out of every count.
+    y_true, y_pred = (jnp.where(valid, y, 0).astype(jnp.int32) for y in (y_true, y_pred))
+    return _Labels(y_true, y_pred, sample_weight, valid, num_classes)
+
+
+def _in_range(labels: jax.Array, num_classes: int) -> jax.Array:
+    """0 <= labels < num_classes, compared in the labels' own dtype (which
+    holds num_classes - 1: see _check_label_dtype)."""
+    return (labels >= 0) & (labels <= jnp.asarray(num_classes - 1, labels.dtype))
 
 
 # --- counting ---------------------------------------------------------------------
@@ -192,29 +267,26 @@ def _dtypes(sample_weight) -> tuple[Any, Any]:
     return wide, wide
 
 
-def _in_range(labels, num_classes):
-    return (labels >= 0) & (labels < num_classes)
-
-
-def _counts(y_true, y_pred, num_classes, sample_weight):
-    """The (weighted) confusion matrix, which classes occur in y_true or y_pred
-    (unweighted), and whether every label is in range.
-
-    A sample with a label out of range (possible only under jit) goes to index
-    ``C * C`` (or ``C``), which the scatter drops."""
-    c = num_classes
-    count_dtype, _ = _dtypes(sample_weight)
-    valid = _in_range(y_true, c) & _in_range(y_pred, c)
-    t = jnp.where(valid, y_true, c).astype(jnp.int32)
-    p = jnp.where(valid, y_pred, c).astype(jnp.int32)
-    flat = jnp.where(valid, t * c + p, c * c)
-    if sample_weight is None:
-        weight = jnp.ones(y_true.shape, count_dtype)
+def _weights(labels: _Labels, dtype) -> jax.Array:
+    """Each sample's weight in ``dtype``, 0 for a sample that is not valid."""
+    if labels.weight is None:
+        weight = jnp.ones(labels.valid.shape, dtype)
     else:
-        weight = sample_weight.astype(count_dtype)
-    cm = jnp.zeros(c * c, count_dtype).at[flat].add(weight, mode="drop").reshape(c, c)
-    present = jnp.zeros(c, bool).at[t].set(True, mode="drop").at[p].set(True, mode="drop")
-    return cm, present, jnp.all(valid)
+        weight = labels.weight.astype(dtype)
+    return jnp.where(labels.valid, weight, jnp.zeros((), dtype))
+
+
+def _counts(labels: _Labels) -> tuple[jax.Array, jax.Array]:
+    """The (weighted) confusion matrix, and which classes occur in y_true or
+    y_pred (unweighted: a sample of weight 0 still makes its classes occur)."""
+    c = labels.num_classes
+    count_dtype, _ = _dtypes(labels.weight)
+    weight = _weights(labels, count_dtype)
+    cm = jnp.zeros((c, c), count_dtype).at[labels.y_true, labels.y_pred].add(weight)
+    present = (
+        jnp.zeros(c, bool).at[labels.y_true].max(labels.valid).at[labels.y_pred].max(labels.valid)
+    )
+    return cm, present
 
 
 def _divide(num, den, zero_division, dtype):
@@ -241,22 +313,21 @@ def _mean_over_present(scores, support, present, average, dtype):
 
 
 def _scores(
-    fn, y_true, y_pred, num_classes, average, pos_label, zero_division, sample_weight, threshold
+    fn, y_true, y_pred, *, num_classes, average, pos_label, zero_division, sample_weight, threshold
 ) -> PrecisionRecallF1:
-    y_true, y_pred, sample_weight = _labels(
-        fn, y_true, y_pred, num_classes, sample_weight, threshold
-    )
-    _check_average(fn, average, num_classes, pos_label)
+    """Precision, recall and F1 from one confusion matrix: the body of
+    precision_recall_fscore_support, and of precision, recall and f1_score."""
+    labels = _labels(fn, y_true, y_pred, num_classes, sample_weight, threshold)
+    _check_average(fn, average, labels.num_classes, pos_label)
     _check_zero_division(fn, zero_division)
-    _, dtype = _dtypes(sample_weight)
-    cm, present, valid = _counts(y_true, y_pred, num_classes, sample_weight)
+    _, dtype = _dtypes(labels.weight)
+    cm, present = _counts(labels)
     tp, predicted, support = jnp.diagonal(cm), jnp.sum(cm, axis=0), jnp.sum(cm, axis=1)
     if average == "micro":  # one count each, summed over the classes
         tp, predicted, actual = jnp.sum(tp), jnp.sum(predicted), jnp.sum(support)
     else:
         actual = support
-    # precision, recall and F1 at once: rows tp / predicted, tp / actual and
-    # 2 tp / (actual + predicted).
+    # Rows: precision tp / predicted, recall tp / actual, F1 2 tp / (actual + predicted).
     scores = _divide(
         jnp.stack([tp, tp, 2 * tp]),
         jnp.stack([predicted, actual, actual + predicted]),
@@ -267,7 +338,7 @@ def _scores(
         scores = scores[:, pos_label]
     elif average in ("macro", "weighted"):
         scores = _mean_over_present(scores, support[None, :], present[None, :], average, dtype)
-    scores = jnp.where(valid, scores, jnp.nan)  # a label out of range, under jit
+    scores = jnp.where(jnp.all(labels.valid), scores, jnp.nan)  # bad values, under jit
     return PrecisionRecallF1(*scores, support=support if average is None else None)
 
 
@@ -283,31 +354,43 @@ def confusion_matrix(
     threshold: float = 0.5,
 ) -> jax.Array:
     """Confusion matrix: ``cm[i, j]`` = (weighted) number of samples of true
-    class ``i`` predicted as class ``j`` (rows = true, columns = predicted).
+    class ``i`` predicted as class ``j`` (rows = true class, columns =
+    predicted); for two classes ``cm = [[tn, fp], [fn, tp]]``.
 
     Equal to ``sklearn.metrics.confusion_matrix(y_true, y_pred,
-    labels=range(num_classes), sample_weight=sample_weight)``. For two classes
-    ``cm = [[tn, fp], [fn, tp]]``.
+    labels=range(num_classes), sample_weight=sample_weight)``.
 
     Args:
       y_true: true labels, integers in ``[0, num_classes)``, shape ``(n,)``.
-      y_pred: predicted labels, integers, the shape of ``y_true``; or, for
+      y_pred: predicted labels, the shape of ``y_true``; or, for
         ``num_classes=2``, floating probabilities of class 1, predicted as
         ``y_pred >= threshold``.
       num_classes: the number of classes (static).
-      sample_weight: optional weights, shape ``(n,)``.
-      threshold: the decision threshold for floating ``y_pred``.
+      sample_weight: optional real weights, shape ``(n,)``.
+      threshold: the decision threshold for a floating ``y_pred``.
 
     Returns:
-      Shape ``(num_classes, num_classes)``: integer counts without weights (or
-      with integer weights), floating sums with floating weights. Under
-      ``jit``, samples with a label outside ``[0, num_classes)`` are left out.
+      Shape ``(num_classes, num_classes)``: integer counts without floating
+      weights, floating sums with them. Under ``jit``, a sample with a label
+      out of range or a NaN probability is left out (the matrix then sums to
+      less than ``n``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import metrics
+      >>> y_true = jnp.array([0, 1, 2, 2])
+      >>> y_pred = jnp.array([0, 2, 2, 1])
+      >>> print(metrics.confusion_matrix(y_true, y_pred, num_classes=3))
+      [[1 0 0]
+       [0 0 1]
+       [0 1 1]]
+
+    References:
+      Kohavi and Provost, Glossary of terms, Machine Learning 30, 271-274
+      (1998): the confusion matrix, rows = actual class.
     """
-    fn = "confusion_matrix"
-    y_true, y_pred, sample_weight = _labels(
-        fn, y_true, y_pred, num_classes, sample_weight, threshold
-    )
-    cm, _, _ = _counts(y_true, y_pred, num_classes, sample_weight)
+    labels = _labels("confusion_matrix", y_true, y_pred, num_classes, sample_weight, threshold)
+    cm, _ = _counts(labels)
     return cm
 
 
@@ -315,42 +398,65 @@ def accuracy(
     y_true: jax.Array,
     y_pred: jax.Array,
     *,
-    num_classes: int,
+    num_classes: int | None = None,
     normalize: bool = True,
     sample_weight: jax.Array | None = None,
     threshold: float = 0.5,
 ) -> jax.Array:
-    """Accuracy: the (weighted) fraction of samples with ``y_pred == y_true``.
-
-    ``accuracy = sum(w * (y_true == y_pred)) / sum(w)``, equal to
-    ``sklearn.metrics.accuracy_score``; for single-label multiclass data it is
-    also the micro-averaged precision, recall and F1.
+    """Accuracy: ``sum(w * (y_true == y_pred)) / sum(w)``, the (weighted)
+    fraction of samples predicted right; equal to
+    ``sklearn.metrics.accuracy_score``. For single-label data it is also the
+    micro-averaged precision, recall and F1.
 
     Args:
       y_true: true labels, integers in ``[0, num_classes)``, shape ``(n,)``.
       y_pred: predicted labels (or, for two classes, probabilities of class 1,
         thresholded), the shape of ``y_true``.
-      num_classes: the number of classes (static; used to check the labels).
+      num_classes: the number of classes (static), used to check the labels.
+        None (as scikit-learn, which takes none): 2 for probabilities, else
+        the largest label + 1, read from the labels; under ``jit`` or ``vmap``
+        the labels are traced, so integer labels need ``num_classes``
+        (:class:`dlref.InputError` otherwise).
       normalize: True for the fraction; False for the (weighted) number of
         correct samples.
-      sample_weight: optional weights, shape ``(n,)``.
-      threshold: the decision threshold for floating ``y_pred``.
+      sample_weight: optional real weights, shape ``(n,)``.
+      threshold: the decision threshold for a floating ``y_pred``.
 
     Returns:
-      A floating scalar. No samples, or weights summing to 0, give NaN (0 / 0;
-      scikit-learn raises). Under ``jit``, NaN when a label is out of range.
+      A floating scalar. Under ``jit``, NaN when a label is out of range or a
+      probability is NaN.
+
+    Numerics: one division; no samples, or weights summing to 0, give NaN
+    (0 / 0; scikit-learn raises), or 0 with ``normalize=False``.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> from dlref import metrics
+      >>> y_true = jnp.array([0, 1, 2, 2])
+      >>> y_pred = jnp.array([0, 2, 2, 1])
+      >>> print(metrics.accuracy(y_true, y_pred))
+      0.5
+      >>> print(metrics.accuracy(y_true, y_pred, normalize=False))
+      2.0
+      >>> print(metrics.accuracy(jnp.array([0, 1]), jnp.array([0.2, 0.4])))
+      0.5
+      >>> accuracy = jax.jit(lambda t, p: metrics.accuracy(t, p, num_classes=3))
+      >>> print(accuracy(y_true, y_pred))
+      0.5
+
+    References:
+      Kohavi and Provost, Glossary of terms, Machine Learning 30, 271-274
+      (1998).
     """
-    fn = "accuracy"
-    y_true, y_pred, sample_weight = _labels(
-        fn, y_true, y_pred, num_classes, sample_weight, threshold
-    )
-    _, dtype = _dtypes(sample_weight)
-    valid = jnp.all(_in_range(y_true, num_classes) & _in_range(y_pred, num_classes))
-    weight = jnp.ones(y_true.shape, dtype) if sample_weight is None else sample_weight
-    weight = weight.astype(dtype)
-    correct = jnp.sum(jnp.where(y_true == y_pred, weight, 0))
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise InputError(f"accuracy: `normalize` must be True or False; got {normalize!r}")
+    labels = _labels("accuracy", y_true, y_pred, num_classes, sample_weight, threshold, infer=True)
+    _, dtype = _dtypes(labels.weight)
+    weight = _weights(labels, dtype)
+    correct = jnp.sum(jnp.where(labels.y_true == labels.y_pred, weight, 0))
     value = correct / jnp.sum(weight) if normalize else correct
-    return jnp.where(valid, value, jnp.nan)
+    return jnp.where(jnp.all(labels.valid), value, jnp.nan)
 
 
 def precision_recall_fscore_support(
@@ -364,15 +470,13 @@ def precision_recall_fscore_support(
     sample_weight: jax.Array | None = None,
     threshold: float = 0.5,
 ) -> PrecisionRecallF1:
-    """Precision, recall, F1 and support in one pass over the confusion matrix.
+    """Precision, recall, F1 and support from one confusion matrix.
 
     Per class: ``precision = tp / (tp + fp)``, ``recall = tp / (tp + fn)``,
-    ``f1 = 2 tp / (2 tp + fp + fn)``, ``support = tp + fn``; averaged as
-    ``average`` says (see the module docstring). Equal to
+    ``f1 = 2 tp / (2 tp + fp + fn)``, ``support = tp + fn``, averaged as
+    ``average`` says (module docstring). Equal to
     ``sklearn.metrics.precision_recall_fscore_support`` (beta = 1) with the
-    same ``average``, ``pos_label``, ``zero_division`` and ``sample_weight``,
-    and ``labels=range(num_classes)`` for ``average=None`` (the default, as
-    scikit-learn's).
+    same options, and ``labels=range(num_classes)`` for ``average=None``.
 
     Args:
       y_true: true labels, integers in ``[0, num_classes)``, shape ``(n,)``.
@@ -380,27 +484,40 @@ def precision_recall_fscore_support(
         thresholded), the shape of ``y_true``.
       num_classes: the number of classes (static).
       average: ``"binary"``, ``"micro"``, ``"macro"``, ``"weighted"`` or None
-        (per class).
-      pos_label: the positive class for ``average="binary"`` (0 or 1).
-      zero_division: 0, 1 or NaN: the score where its denominator is 0.
-      sample_weight: optional weights, shape ``(n,)``.
-      threshold: the decision threshold for floating ``y_pred``.
+        (per class, the default, as scikit-learn's).
+      pos_label: the positive class for ``average="binary"`` (0 or 1); ignored
+        otherwise.
+      zero_division: 0, 1 or NaN: a score whose denominator is 0.
+      sample_weight: optional real weights, shape ``(n,)``.
+      threshold: the decision threshold for a floating ``y_pred``.
 
     Returns:
       A :class:`PrecisionRecallF1`: scalars, or shape ``(num_classes,)`` for
-      ``average=None`` (then with the support; None otherwise).
+      ``average=None`` (then with the support; None otherwise). Under ``jit``,
+      NaN scores when a label is out of range or a probability is NaN.
+
+    Numerics: counts are exact sums; each score is one division, and a zero
+    denominator gives ``zero_division``, never 0 / 0.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import metrics
+      >>> y_true = jnp.array([0, 1, 2, 2])
+      >>> y_pred = jnp.array([0, 2, 2, 1])
+      >>> p, r, f1, support = metrics.precision_recall_fscore_support(
+      ...     y_true, y_pred, num_classes=3)
+      >>> print(p, r, f1, support)
+      [1.  0.  0.5] [1.  0.  0.5] [1.  0.  0.5] [1 1 2]
+      >>> print(metrics.precision_recall_fscore_support(
+      ...     y_true, y_pred, num_classes=3, average="macro").f1)
+      0.5
+
+    References:
+      Sokolova and Lapalme, A systematic analysis of performance measures for
+      classification tasks, Information Processing and Management 45, 427-437
+      (2009): micro and macro averages.
     """
-    return _scores(
-        "precision_recall_fscore_support",
-        y_true,
-        y_pred,
-        num_classes,
-        average,
-        pos_label,
-        zero_division,
-        sample_weight,
-        threshold,
-    )
+    return _scores("precision_recall_fscore_support", **locals())
 
 
 def precision(
@@ -417,23 +534,27 @@ def precision(
     """Precision: ``tp / (tp + fp)``, the fraction of predicted positives that
     are right; equal to ``sklearn.metrics.precision_score``.
 
-    Args: as :func:`precision_recall_fscore_support`; ``average`` defaults to
-    ``"binary"``, as scikit-learn's.
+    Args and Numerics: as :func:`precision_recall_fscore_support`; ``average``
+    defaults to ``"binary"``, as scikit-learn's.
 
     Returns:
       A scalar, or shape ``(num_classes,)`` for ``average=None``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import metrics
+      >>> y_true = jnp.array([1, 1, 1, 1, 1, 1, 0, 0])
+      >>> y_pred = jnp.array([1, 1, 1, 0, 0, 0, 1, 0])
+      >>> print(metrics.precision(y_true, y_pred, num_classes=2))
+      0.75
+      >>> print(metrics.precision(y_true, y_pred, num_classes=2, average=None))
+      [0.25 0.75]
+
+    References:
+      van Rijsbergen, Information Retrieval, 2nd ed., Butterworths (1979),
+      chapter 7.
     """
-    return _scores(
-        "precision",
-        y_true,
-        y_pred,
-        num_classes,
-        average,
-        pos_label,
-        zero_division,
-        sample_weight,
-        threshold,
-    ).precision
+    return _scores("precision", **locals()).precision
 
 
 def recall(
@@ -450,23 +571,28 @@ def recall(
     """Recall: ``tp / (tp + fn)``, the fraction of actual positives found;
     equal to ``sklearn.metrics.recall_score``.
 
-    Args: as :func:`precision_recall_fscore_support`; ``average`` defaults to
-    ``"binary"``, as scikit-learn's.
+    Args and Numerics: as :func:`precision_recall_fscore_support`; ``average``
+    defaults to ``"binary"``, as scikit-learn's.
 
     Returns:
       A scalar, or shape ``(num_classes,)`` for ``average=None``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import metrics
+      >>> y_true = jnp.array([1, 1, 1, 1, 1, 1, 0, 0])
+      >>> y_pred = jnp.array([1, 1, 1, 0, 0, 0, 1, 0])
+      >>> print(metrics.recall(y_true, y_pred, num_classes=2))
+      0.5
+      >>> weight = jnp.array([3, 3, 3, 1, 1, 1, 1, 1])
+      >>> print(metrics.recall(y_true, y_pred, num_classes=2, sample_weight=weight))
+      0.75
+
+    References:
+      van Rijsbergen, Information Retrieval, 2nd ed., Butterworths (1979),
+      chapter 7.
     """
-    return _scores(
-        "recall",
-        y_true,
-        y_pred,
-        num_classes,
-        average,
-        pos_label,
-        zero_division,
-        sample_weight,
-        threshold,
-    ).recall
+    return _scores("recall", **locals()).recall
 
 
 def f1_score(
@@ -480,31 +606,38 @@ def f1_score(
     sample_weight: jax.Array | None = None,
     threshold: float = 0.5,
 ) -> jax.Array:
-    """F1: ``2 tp / (2 tp + fp + fn)``, the harmonic mean ``2 P R / (P + R)`` of
-    precision and recall where both are defined; equal to
+    """F1: ``2 tp / (2 tp + fp + fn)``, the harmonic mean ``2 P R / (P + R)``
+    of precision and recall where both are defined; equal to
     ``sklearn.metrics.f1_score``.
 
-    F1 lies between min(P, R) and max(P, R) and is at most their arithmetic
-    mean. Macro F1 is the mean of the per-class F1 (not the F1 of the macro
-    precision and recall). It is a metric of thresholded predictions, with no
-    useful gradient; :func:`dlref.losses.soft_f1` is its differentiable
-    surrogate.
+    F1 lies between min(P, R) and max(P, R). Macro F1 is the mean of the
+    per-class F1, not the F1 of the macro precision and recall. A metric of
+    thresholded predictions, with no useful gradient:
+    :func:`dlref.losses.soft_f1` is its differentiable surrogate.
 
-    Args: as :func:`precision_recall_fscore_support`; ``average`` defaults to
-    ``"binary"``, as scikit-learn's. ``zero_division`` applies only when
-    ``tp + fp + fn = 0``.
+    Args and Numerics: as :func:`precision_recall_fscore_support`; ``average``
+    defaults to ``"binary"``, as scikit-learn's. ``zero_division`` applies only
+    when ``tp + fp + fn = 0``.
 
     Returns:
       A scalar, or shape ``(num_classes,)`` for ``average=None``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import metrics
+      >>> y_true = jnp.array([1, 1, 1, 1, 1, 1, 0, 0])
+      >>> y_pred = jnp.array([1, 1, 1, 0, 0, 0, 1, 0])
+      >>> print(metrics.f1_score(y_true, y_pred, num_classes=2))  # P 0.75, R 0.5
+      0.6
+      >>> probs = jnp.array([0.9, 0.8, 0.7, 0.4, 0.3, 0.2, 0.6, 0.1])
+      >>> print(metrics.f1_score(y_true, probs, num_classes=2))  # predicts y_pred
+      0.6
+      >>> print(metrics.f1_score(y_true, probs, num_classes=2, threshold=0.75))
+      0.5
+
+    References:
+      van Rijsbergen, Information Retrieval, 2nd ed., Butterworths (1979),
+      chapter 7 (the F measure); Opitz and Burst, Macro F1 and Macro F1,
+      arXiv:1911.03347 (2019): the two macro F1s.
     """
-    return _scores(
-        "f1_score",
-        y_true,
-        y_pred,
-        num_classes,
-        average,
-        pos_label,
-        zero_division,
-        sample_weight,
-        threshold,
-    ).f1
+    return _scores("f1_score", **locals()).f1

@@ -403,7 +403,7 @@ BAD = [
     (
         "num_classes",
         lambda: metrics.confusion_matrix(y3, y3, num_classes=0),
-        r"confusion_matrix: `num_classes` must be at least 1",
+        r"confusion_matrix: `num_classes` must lie in \[1, 2\*\*31 - 1\]; got 0",
     ),
     (
         "num_classes traced",
