@@ -241,7 +241,8 @@ def check_vjp(
       >>> import jax, jax.numpy as jnp
       >>> from dlref import activations, gradcheck
       >>> x = jnp.linspace(-2.0, 2.0, 5)
-      >>> result = gradcheck.check_vjp(activations.sigmoid, jax.nn.sigmoid, x, key=jax.random.key(0))
+      >>> key = jax.random.key(0)
+      >>> result = gradcheck.check_vjp(activations.sigmoid, jax.nn.sigmoid, x, key=key)
       >>> result.max_rel < 1e-5  # float32: a few ulps apart
       True
     """
