@@ -29,6 +29,7 @@ from dlref import losses as los
 from dlref import networks as net
 from dlref import recurrent as rec
 from dlref import regularizers as reg
+from dlref._op import Op
 
 PyTree = Any
 Size = tuple[int, ...]
@@ -102,6 +103,11 @@ def draw(arg: Arg, key: jax.Array, dtype: Any) -> jax.Array:
     return arg.domain.sample(key, arg.shape, dtype, arg.classes)
 
 
+def _of_args(cls: Any, *fields: Arg) -> Any:
+    """A NamedTuple (``LSTMState``...) holding :class:`Arg` leaves instead of arrays."""
+    return cls(*fields)
+
+
 def _is_arg(x: Any) -> bool:
     return isinstance(x, Arg)
 
@@ -130,7 +136,7 @@ class OpSpec:
     """
 
     name: str
-    fn: Callable[..., Any]
+    fn: Op
     signature: Callable[[Size], tuple[PyTree, ...]]
     sizes: Mapping[str, Any]
     kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -174,9 +180,8 @@ class OpSpec:
         specs = self.args(size)
         leaves, treedef = jax.tree.flatten(specs, is_leaf=_is_arg)
         keys = jax.random.split(key, len(leaves))
-        return tuple(
-            treedef.unflatten([draw(a, k, dtype) for a, k in zip(leaves, keys, strict=True)])
-        )
+        drawn = [draw(a, k, dtype) for a, k in zip(leaves, keys, strict=True)]
+        return tuple(jax.tree_util.tree_unflatten(treedef, drawn))
 
     def bytes_moved(self, size: Size, dtype: Any) -> int:
         """Fewest bytes a fused ``value_and_grad`` must move: every input read
@@ -341,19 +346,19 @@ def _dense_args(size: Size) -> tuple:
 
 def _batch_norm_args(size: Size) -> tuple:
     features = size[-1:]
-    state = lay.BatchNormState(Arg(REAL, features), Arg(POSITIVE, features))
+    state = _of_args(lay.BatchNormState, Arg(REAL, features), Arg(POSITIVE, features))
     return (Arg(REAL, size), Arg(POSITIVE, features), Arg(REAL, features), state)
 
 
-def _recurrent_args(params: type, gates: int, *, time: bool):
+def _recurrent_args(params: Any, gates: int, *, time: bool):
     """``(x or xs, state, params)`` for sizes ``(batch, d_in, hidden)``, with
     ``time`` first for a sequence; the LSTM's state is ``LSTMState(h, c)``."""
 
     def signature(size: Size) -> tuple:
-        steps, (batch, d_in, hidden) = (size[0], size[1:]) if time else (None, size)
+        steps, (batch, d_in, hidden) = (size[0], size[1:]) if time else (0, size)
         x = Arg(REAL, (steps, batch, d_in) if time else (batch, d_in))
         h = Arg(REAL, (batch, hidden))
-        state = rec.LSTMState(h, h) if params is rec.LSTMParams else h
+        state = _of_args(rec.LSTMState, h, h) if params is rec.LSTMParams else h
         biases = [Arg(REAL, (gates * hidden,))] * (len(params._fields) - 2)
         weights = Arg(WEIGHT, (d_in, gates * hidden)), Arg(WEIGHT, (hidden, gates * hidden))
         return (x, state, params(*weights, *biases))

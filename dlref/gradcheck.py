@@ -110,7 +110,7 @@ def compare(actual: PyTree, expected: PyTree) -> Comparison:
     """Compares two pytrees of arrays of the same structure and shapes."""
     a_leaves, a_def = jax.tree_util.tree_flatten(actual)
     e_leaves, e_def = jax.tree_util.tree_flatten(expected)
-    if a_def != e_def:
+    if a_def != e_def:  # type: ignore[operator]  # jaxlib's PyTreeDef has no stub
         raise InputError(f"compare: structures differ: {a_def} vs {e_def}")
     max_abs, max_rel = 0.0, 0.0
     for a, e in zip(a_leaves, e_leaves, strict=True):
@@ -155,7 +155,7 @@ def numerical_grad(
       The gradient, shaped like ``jax.grad(f, argnums)(*args)``.
     """
     single = isinstance(argnums, int)
-    nums = (argnums,) if single else tuple(argnums)
+    nums: tuple[int, ...] = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     flat, unravel = ravel_pytree([args[i] for i in nums])
     if not jnp.issubdtype(flat.dtype, jnp.floating):
         raise InputError(f"numerical_grad: arguments {nums} must be floating; got {flat.dtype}")
@@ -206,11 +206,12 @@ def random_like(key: jax.Array, tree: PyTree) -> PyTree:
     """Standard-normal arrays shaped and typed like the leaves of ``tree``."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
     keys = jax.random.split(key, max(len(leaves), 1))
-    return treedef.unflatten(
+    return jax.tree_util.tree_unflatten(
+        treedef,
         [
             jax.random.normal(k, jnp.shape(x), jnp.result_type(x))
             for k, x in zip(keys, leaves, strict=False)
-        ]
+        ],
     )
 
 

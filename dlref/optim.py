@@ -31,7 +31,7 @@ def gradient_descent(params: PyTree, grads: PyTree, learning_rate: float | jax.A
       ``optax.sgd(learning_rate)`` (and of :func:`sgd`).
     """
     p_def, g_def = jax.tree.structure(params), jax.tree.structure(grads)
-    if p_def != g_def:
+    if p_def != g_def:  # type: ignore[operator]  # jaxlib's PyTreeDef has no stub
         raise InputError(
             f"gradient_descent: `grads` must have the structure of `params`; got {g_def} vs {p_def}"
         )

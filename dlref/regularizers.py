@@ -11,6 +11,7 @@ almost never lands on exactly 0: it oscillates around it. The proximal step
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -37,7 +38,7 @@ def _total(leaves: list[jax.Array], per_leaf) -> jax.Array:
         return jnp.zeros(())
     with jax.numpy_dtype_promotion("standard"):  # an explicit choice, allowed in strict mode
         dtype = jnp.result_type(*leaves)
-    return sum(jnp.sum(per_leaf(leaf)).astype(dtype) for leaf in leaves)
+    return functools.reduce(jnp.add, (jnp.sum(per_leaf(leaf)).astype(dtype) for leaf in leaves))
 
 
 @op
