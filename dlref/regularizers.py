@@ -53,6 +53,19 @@ def l1(params: PyTree) -> jax.Array:
 
     Returns:
       A scalar, in the widest dtype among the leaves.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import regularizers
+      >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array([0.0])}
+      >>> regularizers.l1(params)
+      Array(3., dtype=float32)
+      >>> jax.grad(regularizers.l1)(params)  # sign(w), and 0 at w = 0
+      {'b': Array([0.], dtype=float32), 'w': Array([ 1., -1.], dtype=float32)}
+
+    References:
+      Tibshirani, Regression shrinkage and selection via the lasso, Journal of
+      the Royal Statistical Society B 58(1), 267-288 (1996).
     """
     return _total(_leaves("l1", params), abs0)  # derivative sign(w), 0 at 0
 
@@ -83,6 +96,15 @@ def l2(params: PyTree) -> jax.Array:
 
     Returns:
       A scalar, in the widest dtype among the leaves.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import regularizers
+      >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array([0.0])}
+      >>> regularizers.l2(params)  # 0.5 * (1 + 4)
+      Array(2.5, dtype=float32)
+      >>> jax.grad(regularizers.l2)(params)  # the weights themselves
+      {'b': Array([0.], dtype=float32), 'w': Array([ 1., -2.], dtype=float32)}
     """
     return 0.5 * _total(_leaves("l2", params), lambda w: w * w)
 
@@ -119,6 +141,21 @@ def l1_prox(params: PyTree, *, threshold: float) -> PyTree:
 
     Returns:
       A pytree like ``params``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import regularizers
+      >>> w = jnp.array([-2.0, -0.5, 0.0, 0.5, 3.0])
+      >>> regularizers.l1_prox(w, threshold=1.0)  # exact zeros within the threshold
+      Array([-1.,  0.,  0.,  0.,  2.], dtype=float32)
+
+    References:
+      Tibshirani, Regression shrinkage and selection via the lasso, Journal of
+      the Royal Statistical Society B 58(1), 267-288 (1996).
+
+      Parikh and Boyd, Proximal algorithms, Foundations and Trends in
+      Optimization 1(3), 127-239 (2014): the proximal operator of the L1 norm
+      is soft-thresholding.
     """
     _leaves("l1_prox", params)
     _checks.in_interval("l1_prox", "threshold", threshold, 0, float("inf"))
