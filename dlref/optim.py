@@ -29,6 +29,13 @@ def gradient_descent(params: PyTree, grads: PyTree, learning_rate: float | jax.A
     Returns:
       The updated pytree, each leaf in its own dtype. Equal to one step of
       ``optax.sgd(learning_rate)`` (and of :func:`sgd`).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import optim
+      >>> params, grads = {"w": jnp.array([1.0, 2.0])}, {"w": jnp.array([0.5, -1.0])}
+      >>> optim.gradient_descent(params, grads, 0.5)
+      {'w': Array([0.75, 2.5 ], dtype=float32)}
     """
     p_def, g_def = jax.tree.structure(params), jax.tree.structure(grads)
     if p_def != g_def:  # type: ignore[operator]  # jaxlib's PyTreeDef has no stub
@@ -63,12 +70,29 @@ def _check_learning_rate(fn: str, learning_rate) -> None:
 
 
 class SGDState(NamedTuple):
-    """:func:`sgd` keeps no state."""
+    """:func:`sgd` keeps no state.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import optim
+      >>> optim.sgd(0.1).init({"w": jnp.zeros(2)})
+      SGDState()
+    """
 
 
 def sgd(learning_rate: float) -> optax.GradientTransformation:
     """:func:`gradient_descent` as an optax ``GradientTransformation``:
-    ``updates = -learning_rate * grads``, to use with ``optax.apply_updates``."""
+    ``updates = -learning_rate * grads``, to use with ``optax.apply_updates``.
+
+    Examples:
+      >>> import jax.numpy as jnp, optax
+      >>> from dlref import optim
+      >>> params, grads = {"w": jnp.array([1.0, 2.0])}, {"w": jnp.array([0.5, -1.0])}
+      >>> tx = optim.sgd(0.5)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> optax.apply_updates(params, updates)  # as gradient_descent(params, grads, 0.5)
+      {'w': Array([0.75, 2.5 ], dtype=float32)}
+    """
     _check_learning_rate("sgd", learning_rate)
 
     def init(params):
