@@ -37,7 +37,15 @@ _ACTIVATIONS = {
 
 def init_mlp(key: jax.Array, sizes: Sequence[int], dtype=jnp.float32) -> list[tuple]:
     """``[(w, b), ...]`` for layer sizes ``(d_in, hidden..., d_out)`` (LeCun normal,
-    zero bias); pass a tuple to make ``sizes`` a static argument under ``jit``."""
+    zero bias); pass a tuple to make ``sizes`` a static argument under ``jit``.
+
+    Examples:
+      >>> import jax
+      >>> from dlref import networks
+      >>> params = networks.init_mlp(jax.random.key(0), (3, 8, 2))
+      >>> [(w.shape, b.shape) for w, b in params]
+      [((3, 8), (8,)), ((8, 2), (2,))]
+    """
     sizes = list(sizes)
     keys = jax.random.split(key, len(sizes) - 1)
     return [init_dense(k, a, b, dtype) for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)]
@@ -104,6 +112,17 @@ def mlp(params: list, x: jax.Array, *, activation: str = "relu") -> jax.Array:
 
     Returns:
       The logits ``(batch, d_out)``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import networks
+      >>> params = networks.init_mlp(jax.random.key(0), (3, 8, 2))
+      >>> networks.mlp(params, jnp.ones((4, 3)), activation="tanh").shape
+      (4, 2)
+
+    References:
+      Rumelhart, Hinton and Williams, Learning representations by
+      back-propagating errors, Nature 323, 533-536 (1986).
     """
     _check_mlp("mlp", params, x, activation)
     logits, _ = _forward(params, x, activation)
@@ -147,6 +166,17 @@ def mlp_loss(
     Numerics: as :func:`~dlref.losses.softmax_cross_entropy_with_integer_labels`:
     the log-sum-exp subtracts the row max; softmax is recomputed in the backward
     from the logits and the per-example max and sum of exponentials.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import networks
+      >>> params = networks.init_mlp(jax.random.key(0), (3, 8, 2))
+      >>> zero = jax.tree.map(jnp.zeros_like, params)  # uniform logits: log(2)
+      >>> networks.mlp_loss(zero, jnp.ones((4, 3)), jnp.array([0, 1, 0, 1]))
+      Array(0.6931472, dtype=float32)
+      >>> grads = jax.grad(networks.mlp_loss)(params, jnp.ones((4, 3)), jnp.array([0, 1, 0, 1]))
+      >>> [(dw.shape, db.shape) for dw, db in grads]  # the structure of params
+      [((3, 8), (8,)), ((8, 2), (2,))]
     """
     _check_mlp("mlp_loss", params, x, activation)
     logits, _ = _forward(params, x, activation)
