@@ -41,7 +41,14 @@ PyTree = Any
 
 def make_mesh(devices: Sequence[jax.Device] | int | None = None, axis: str = "data") -> Mesh:
     """A one-axis mesh over ``devices`` (default: every device JAX sees; an int
-    takes the first that many)."""
+    takes the first that many).
+
+    Examples:
+      >>> from dlref import parallel
+      >>> mesh = parallel.make_mesh(1)
+      >>> mesh.axis_names, mesh.devices.size
+      (('data',), 1)
+    """
     if devices is None:
         devices = jax.devices()
     elif isinstance(devices, int):
@@ -60,7 +67,18 @@ def _batch_spec(batch_axis: int, axis: str) -> P:
 
 
 def shard_batch(mesh: Mesh, array: jax.Array, batch_axis: int = 0) -> jax.Array:
-    """``array`` split along ``batch_axis`` over the mesh's devices."""
+    """``array`` split along ``batch_axis`` over the mesh's devices.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import parallel
+      >>> mesh = parallel.make_mesh(1)
+      >>> tuple(parallel.shard_batch(mesh, jnp.ones((4, 3))).sharding.spec)
+      ('data',)
+      >>> xs = jnp.ones((6, 4, 3))  # time-major: (time, batch, d)
+      >>> tuple(parallel.shard_batch(mesh, xs, batch_axis=1).sharding.spec)
+      (None, 'data')
+    """
     (axis,) = mesh.axis_names
     n = mesh.devices.size
     if array.shape[batch_axis] % n:
@@ -72,7 +90,15 @@ def shard_batch(mesh: Mesh, array: jax.Array, batch_axis: int = 0) -> jax.Array:
 
 
 def replicate(mesh: Mesh, tree: PyTree) -> PyTree:
-    """A copy of every leaf of ``tree`` on every device of the mesh."""
+    """A copy of every leaf of ``tree`` on every device of the mesh.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import parallel
+      >>> params = parallel.replicate(parallel.make_mesh(1), {"w": jnp.ones(2)})
+      >>> params["w"].sharding.is_fully_replicated
+      True
+    """
     return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
@@ -102,6 +128,17 @@ def data_parallel_step(
     gradients. ``check_vma=False`` keeps it explicit: with JAX's
     varying-manual-axes checking on, ``jax.grad`` inside ``shard_map`` would
     already sum the gradients of the replicated parameters across devices.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import parallel
+      >>> mesh = parallel.make_mesh(1)
+      >>> loss_fn = lambda w, x, y: jnp.mean((x @ w - y) ** 2)
+      >>> step = parallel.data_parallel_step(loss_fn, mesh, 0.1, batch_axes=(0, 0))
+      >>> x = parallel.shard_batch(mesh, jnp.ones((4, 3)))
+      >>> y = parallel.shard_batch(mesh, jnp.ones(4))
+      >>> step(parallel.replicate(mesh, jnp.zeros(3)), x, y)  # (new params, mean loss)
+      (Array([0.2, 0.2, 0.2], dtype=float32), Array(1., dtype=float32))
     """
     (axis,) = mesh.axis_names
 
@@ -123,7 +160,18 @@ def sharded_step(
 ) -> Callable[..., tuple[PyTree, jax.Array]]:
     """The same step as :func:`data_parallel_step`, partitioned by the compiler:
     ``jax.jit`` of the plain step; given sharded batches and replicated
-    parameters, XLA inserts the gradient all-reduce itself."""
+    parameters, XLA inserts the gradient all-reduce itself.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import parallel
+      >>> mesh = parallel.make_mesh(1)
+      >>> step = parallel.sharded_step(lambda w, x, y: jnp.mean((x @ w - y) ** 2), 0.1)
+      >>> x = parallel.shard_batch(mesh, jnp.ones((4, 3)))
+      >>> y = parallel.shard_batch(mesh, jnp.ones(4))
+      >>> step(parallel.replicate(mesh, jnp.zeros(3)), x, y)
+      (Array([0.2, 0.2, 0.2], dtype=float32), Array(1., dtype=float32))
+    """
 
     def step(params, *batch):
         loss, grads = jax.value_and_grad(loss_fn)(params, *batch)
