@@ -24,7 +24,19 @@ __all__ = ["BatchNormState", "batch_norm", "dense", "dropout", "init_batch_norm"
 
 
 def init_dense(key: jax.Array, d_in: int, d_out: int, dtype=jnp.float32):
-    """``(w, b)`` with ``w ~ N(0, 1 / d_in)`` (LeCun normal, flax's default) and ``b = 0``."""
+    """``(w, b)`` with ``w ~ N(0, 1 / d_in)`` (LeCun normal, flax's default) and ``b = 0``.
+
+    Examples:
+      >>> import jax
+      >>> from dlref import layers
+      >>> w, b = layers.init_dense(jax.random.key(0), 3, 2)
+      >>> w.shape, b
+      ((3, 2), Array([0., 0.], dtype=float32))
+
+    References:
+      LeCun, Bottou, Orr and Mueller, Efficient BackProp, in Neural Networks:
+      Tricks of the Trade, Springer (1998): weights of variance 1 / fan-in.
+    """
     w = jax.random.normal(key, (d_in, d_out), dtype) / jnp.sqrt(jnp.asarray(d_in, dtype))
     return w, jnp.zeros((d_out,), dtype)
 
@@ -43,6 +55,12 @@ def dense(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
 
     Returns:
       ``y``, shape ``(..., d_out)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import layers
+      >>> layers.dense(jnp.array([[1.0, 2.0]]), jnp.eye(2), jnp.array([0.5, -0.5]))
+      Array([[1.5, 1.5]], dtype=float32)
     """
     fn = "dense"
     _checks.floating(fn, x=x, w=w, b=b)
@@ -93,6 +111,23 @@ def dropout(
 
     Returns:
       An array of the shape and dtype of ``x``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import layers
+      >>> x = jnp.ones((2, 4))
+      >>> jnp.unique(layers.dropout(x, rate=0.5, key=jax.random.key(0)))  # kept: 1 / (1 - rate)
+      Array([0., 2.], dtype=float32)
+      >>> bool(jnp.all(layers.dropout(x, rate=0.0) == x))  # rate 0: the identity, no key
+      True
+
+    References:
+      Srivastava, Hinton, Krizhevsky, Sutskever and Salakhutdinov, Dropout: a
+      simple way to prevent neural networks from overfitting, JMLR 15,
+      1929-1958 (2014). The paper scales the weights by the keep probability
+      at test time; the inverted form here scales the kept units by
+      ``1 / (1 - rate)`` in training instead, the same expectation, so that
+      evaluation is the identity.
     """
     _checks.floating("dropout", x=x)
     _checks.in_interval("dropout", "rate", rate, 0.0, 1.0)
@@ -131,14 +166,28 @@ dropout.defvjp(_dropout_fwd, _dropout_bwd)
 
 
 class BatchNormState(NamedTuple):
-    """Running statistics of batch normalization, one entry per feature."""
+    """Running statistics of batch normalization, one entry per feature.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import layers
+      >>> layers.BatchNormState(mean=jnp.zeros(2), var=jnp.ones(2)).var
+      Array([1., 1.], dtype=float32)
+    """
 
     mean: jax.Array
     var: jax.Array
 
 
 def init_batch_norm(features: int, dtype=jnp.float32):
-    """``(scale, shift, state)``: scale 1, shift 0, running mean 0 and running variance 1."""
+    """``(scale, shift, state)``: scale 1, shift 0, running mean 0 and running variance 1.
+
+    Examples:
+      >>> from dlref import layers
+      >>> scale, shift, state = layers.init_batch_norm(3)
+      >>> print(scale, shift, state.mean, state.var)
+      [1. 1. 1.] [0. 0. 0.] [0. 0. 0.] [1. 1. 1.]
+    """
     ones, zeros = jnp.ones((features,), dtype), jnp.zeros((features,), dtype)
     return ones, zeros, BatchNormState(zeros, ones)
 
@@ -238,6 +287,23 @@ def batch_norm(
     back (as flax's ``force_float32_reductions``): in float16, eps = 1e-5 is a
     subnormal that XLA flushes to 0, and a constant feature would give
     ``rsqrt(0) = inf``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import layers
+      >>> x = jnp.array([[1.0, 10.0], [3.0, 30.0]])  # (batch, features)
+      >>> scale, shift, state = layers.init_batch_norm(2)
+      >>> y, state = layers.batch_norm(x, scale, shift, state, momentum=0.9)  # (y, new_state)
+      >>> y.round(4)
+      Array([[-1., -1.],
+             [ 1.,  1.]], dtype=float32)
+      >>> print(state.mean, state.var)  # 0.9 * old + 0.1 * batch
+      [0.2 2. ] [ 1.  10.9]
+
+    References:
+      Ioffe and Szegedy, Batch normalization: accelerating deep network
+      training by reducing internal covariate shift, ICML 2015, PMLR 37,
+      448-456.
     """
     _check_batch_norm(x, scale, shift, state, training, momentum, eps)
     dtype = x.dtype
