@@ -21,6 +21,10 @@ PEER_RTOL = {jnp.float64: 1e-12, jnp.float32: 1e-5}
 # jit vs eager: XLA may fuse and reorder, float64.
 JIT_RTOL = 1e-12
 
+# The two variants of every op: the public one (hand-written backward) and the
+# same forward differentiated by JAX.
+VARIANTS = {"manual": lambda f: f, "autodiff": lambda f: f.autodiff}
+
 FLOAT_DTYPES = [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64]
 NUMPY_DTYPES = {
     jnp.float16: np.float16,

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import VARIANTS
 from hypothesis import given
 from hypothesis.extra.numpy import arrays
 
@@ -13,7 +14,6 @@ from dlref import regularizers as reg
 
 # XLA flushes subnormal numbers to zero (sign(1e-310) is 0 there): draw normal ones.
 vectors = arrays(np.float64, (6,), elements=st.floats(-100, 100, allow_subnormal=False))
-VARIANTS = {"manual": lambda f: f, "autodiff": lambda f: f.autodiff}
 
 
 @given(vectors, vectors)
