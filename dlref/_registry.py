@@ -492,8 +492,8 @@ _RECURRENT_ENTRIES = [
         4,
         time=True,
         kwargs={"checkpoint_every": 4},
-        peer=_peers.sequence("lstm"),
-        peer_name="flax linen nn.RNN",
+        peer=_peers.sequence("lstm", checkpoint_every=4),
+        peer_name="flax linen nn.RNN, nn.remat every 4 steps",
     ),
 ]
 
