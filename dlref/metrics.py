@@ -182,7 +182,8 @@ def _infer_num_classes(fn: str, y_true: jax.Array, y_pred: jax.Array) -> int:
     for name, x in (("y_true", y_true), ("y_pred", y_pred)):
         if x.size == 0:
             continue
-        low, high = int(x.min()), int(x.max())
+        values = np.asarray(x)  # numpy: inside jit, jnp would trace even a constant
+        low, high = int(values.min()), int(values.max())
         if low < 0:
             raise InputError(
                 f"{fn}: `{name}` must hold labels >= 0 (num_classes=None: the number of "
@@ -217,8 +218,9 @@ def _labels(fn, y_true, y_pred, num_classes, sample_weight, threshold, *, infer=
                 "(pass integer labels, e.g. argmax of the probabilities)"
             )
         _check_threshold(fn, threshold)
-        if _checks.is_concrete(y_pred) and bool(jnp.any(jnp.isnan(y_pred))):
-            count = int(jnp.sum(jnp.isnan(y_pred)))
+        nan = np.isnan(np.asarray(y_pred)) if _checks.is_concrete(y_pred) else None
+        if nan is not None and nan.any():
+            count = int(nan.sum())
             raise InputError(
                 f"{fn}: `y_pred` must hold probabilities of class 1, not NaN; got {count} NaN "
                 f"of {y_pred.size}"
@@ -281,12 +283,11 @@ def _counts(labels: _Labels) -> tuple[jax.Array, jax.Array]:
     y_pred (unweighted: a sample of weight 0 still makes its classes occur)."""
     c = labels.num_classes
     count_dtype, _ = _dtypes(labels.weight)
-    weight = _weights(labels, count_dtype)
-    cm = jnp.zeros((c, c), count_dtype).at[labels.y_true, labels.y_pred].add(weight)
-    present = (
-        jnp.zeros(c, bool).at[labels.y_true].max(labels.valid).at[labels.y_pred].max(labels.valid)
-    )
-    return cm, present
+    # One scatter for both: [..., 0] sums the weights, [..., 1] counts the samples.
+    update = jnp.stack([_weights(labels, count_dtype), labels.valid.astype(count_dtype)], -1)
+    both = jnp.zeros((c, c, 2), count_dtype).at[labels.y_true, labels.y_pred].add(update)
+    samples = both[..., 1]
+    return both[..., 0], (jnp.sum(samples, 0) + jnp.sum(samples, 1)) > 0
 
 
 def _divide(num, den, zero_division, dtype):
