@@ -1,252 +1,306 @@
-"""The benchmark's outputs: a terminal table, the targets, a JSON file, a
-Markdown table and a PNG chart of the ratios."""
+"""The benchmark's tables: a terminal table that fits 80 columns, and the full
+Markdown report (headline, environment, table, targets, notes)."""
 
 from __future__ import annotations
 
-import json
-import pathlib
-from collections import defaultdict
+import math
 
-# Ops whose hand-written backward the algebra makes clearly cheaper than autodiff.
-FUSED_TARGET_OPS = (
-    "batch_norm",
-    "softmax_cross_entropy",
-    "softmax_cross_entropy_with_integer_labels",
-    "binary_cross_entropy_with_logits",
-    "lstm",
-    "gru",
-    "mlp_loss",
-)
+from rich import box
+from rich.table import Table
+
+from benchmarks.verdicts import MARGIN, label
+
+OTHER = {"cudnn": "cuDNN", "autodiff_abs": "autodiff(abs)"}
 
 
 def _ms(row: dict, name: str) -> str:
+    if name in row.get("errors", {}):
+        return "err"
     t = row.get("times", {}).get(name)
     return f"{t['median_s'] * 1e3:.3f}" if t else "-"
 
 
 def _ratio(row: dict, name: str, interval: bool = False) -> str:
-    value = row.get(f"ratio_{name}")
-    if value is None:
+    if name in row.get("errors", {}):
+        return "err"
+    r = row.get("ratios", {}).get(name)
+    if r is None:
         return "-"
-    low_high = row.get(f"ratio_{name}_interval")
-    if interval and low_high:
-        return f"{value:.2f} ({low_high[0]:.2f}-{low_high[1]:.2f})"
-    return f"{value:.2f}"
+    return (
+        f"{r['median']:.2f} ({r['low']:.2f}-{r['high']:.2f})" if interval else f"{r['median']:.2f}"
+    )
 
 
-def table_rows(rows: list[dict], intervals: bool = False) -> tuple[list[str], list[list[str]]]:
-    """The table's header and cells; ``intervals`` adds each ratio's 95% interval."""
-    cudnn = any(row.get("ratio_gpu_peer") is not None for row in rows)
+def _agree(row: dict) -> str:
+    if "error" in row:
+        return "err"
+    return "yes" if row.get("agree") else "NO"
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.0f}%" if x is not None else "-"
+
+
+def _mb(row: dict, key: str, names: tuple[str, ...]) -> str:
+    values = row.get(key, {})
+    return "/".join(f"{values[n] / 2**20:.1f}" if n in values else "-" for n in names)
+
+
+def _present(rows: list[dict], name: str) -> bool:
+    return any(name in r.get("ratios", {}) or name in r.get("errors", {}) for r in rows)
+
+
+def terminal_table(rows: list[dict], meta: dict) -> Table:
+    """One line per row with the key figures (the Markdown file has them all)."""
+    if meta["mode"] == "smoke":
+        return _smoke_table(rows)
+    others = [n for n in OTHER if _present(rows, n)]
+    table = Table(
+        title=f"value_and_grad time ratios ({meta['dtype']}, matmul {meta['matmul_precision']})",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+    )
+    table.add_column("op size", overflow="fold", max_width=26)
+    for name in ("hand ms", "h/auto", "h/peer", *(f"h/{OTHER[n]}" for n in others)):
+        table.add_column(name, justify="right", overflow="fold")
+    table.add_column("A/A", justify="right")
+    table.add_column("ok", justify="center")
+    for row in rows:
+        table.add_row(
+            label(row),
+            _ms(row, "hand"),
+            _ratio(row, "autodiff"),
+            _ratio(row, "peer"),
+            *(_ratio(row, n) for n in others),
+            _pct(row.get("noise")),
+            _agree(row),
+        )
+    return table
+
+
+def _smoke_table(rows: list[dict]) -> Table:
+    table = Table(
+        title="smoke: every variant's value and gradient against the hand-written one",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        pad_edge=False,
+    )
+    table.add_column("op size", overflow="fold", max_width=30)
+    table.add_column("checked against hand", overflow="fold")
+    table.add_column("max rel diff", justify="right")
+    table.add_column("ok", justify="center")
+    for row in rows:
+        diffs = row.get("agreement_max_rel", {})
+        checked = ", ".join(diffs) + "".join(f", {n}: err" for n in row.get("errors", {}))
+        table.add_row(
+            label(row),
+            checked.strip(", ") or "-",
+            f"{max(diffs.values()):.1e}" if diffs else "-",
+            _agree(row),
+        )
+    return table
+
+
+def headline_lines(meta: dict) -> list[str]:
+    lines = []
+    h = meta.get("headline")
+    if h:
+        lines.append(
+            f"**Headline**: hand-written / autodiff time, geometric mean over {h['ops']} ops at "
+            f"their largest size: **{h['geomean']:.2f}** "
+            f"(95% interval {h['low']:.2f}-{h['high']:.2f})."
+        )
+    lines += [f"- {t['target']}: {_counts(t)}" for t in meta.get("targets", [])]
+    return lines
+
+
+def _counts(target: dict) -> str:
+    c = target["counts"]
+    return f"{c['met']} met, {c['missed']} missed, {c['inconclusive']} inconclusive"
+
+
+def environment_line(meta: dict) -> str:
+    d = meta["device"]
+    code = f"code of commit {d['code_commit']}"
+    if d.get("dirty_files"):
+        code += f" plus uncommitted changes to {', '.join(d['dirty_files'])}"
+    gpu = ", ".join(
+        f"{k} {d[k]}" for k in ("nvidia_smi", "cuda_driver", "cuda_runtime", "cudnn") if k in d
+    )
+    load = meta.get("load_average", {})
+    parts = [
+        f"Device: {d['device_kind']} ({d['platform']}{', ' + gpu if gpu else ''})",
+        f"JAX {d['jax']}, jaxlib {d['jaxlib']}, Python {d['python']}",
+        code,
+        d["date"],
+        f"mode `{meta['mode']}`, {meta['dtype']}, matmul precision `{meta['matmul_precision']}`",
+        f"order seed {meta['seed']}",
+        f"XLA_FLAGS `{d['xla_flags'] or '(none)'}`",
+    ]
+    if load.get("before"):
+        parts.append(f"load average before {load['before']}, after {load.get('after')}")
+    return "; ".join(parts) + "."
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    """The full report: headline first, then environment, table, targets, notes."""
+    lines = headline_lines(meta)
+    if meta.get("stale"):
+        lines += ["", f"**Stale**: {meta['stale']}."]
+    lines += ["", environment_line(meta), ""]
+    ceil = meta.get("ceilings")
+    if ceil:
+        m = ceil["matmul_flops_per_s"]
+        lines += [
+            f"Measured ceilings: copy bandwidth {ceil['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s; "
+            f"matmul {m['float32'] / 1e12:.2f} TFLOP/s float32 (precision "
+            f"`{meta['matmul_precision']}`), {m['bfloat16'] / 1e12:.2f} TFLOP/s bfloat16.",
+            "",
+        ]
+    lines += [_run_line(meta), ""]
+    lines += _table(rows, meta)
+    lines += ["", *_notes(rows, meta)]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _run_line(meta: dict) -> str:
+    run = meta.get("run", {})
+    text = (
+        f"Run: {run.get('rows_done', 0)} of {run.get('rows_planned', 0)} planned rows in "
+        f"{run.get('elapsed_s', 0):.0f} s"
+    )
+    if run.get("budget_s"):
+        text += f" (budget {run['budget_s']:.0f} s, estimate {run.get('estimate_s', 0):.0f} s)"
+    text += f", {meta.get('repeats', 0)} interleaved rounds per row in a shuffled order"
+    if run.get("skipped"):
+        text += f"; not run: {', '.join(run['skipped'])}"
+    if run.get("dropped"):
+        text += f"; left out by the plan: {', '.join(run['dropped'])}"
+    return text + "."
+
+
+def _table(rows: list[dict], meta: dict) -> list[str]:
+    if meta["mode"] == "smoke":
+        header = ["op", "size", "checked against hand (max rel diff)", "agree"]
+        body = [
+            [
+                r["op"],
+                "x".join(map(str, r["size"])),
+                ", ".join(f"{k} {v:.1e}" for k, v in r.get("agreement_max_rel", {}).items()) or "-",
+                _agree(r),
+            ]
+            for r in rows
+        ]
+    else:
+        header, body = _full_table(rows, meta)
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return out + ["| " + " | ".join(cells) + " |" for cells in body]
+
+
+def _full_table(rows: list[dict], meta: dict):
+    others = [n for n in OTHER if _present(rows, n)]
+    gpu = meta["device"]["platform"] == "gpu"
     header = [
         "op",
         "size",
         "hand ms",
         "autodiff ms",
         "peer ms",
-        "fwd ms",
-        "hand/auto",
+        "hand/autodiff",
         "hand/peer",
+        *(f"hand/{OTHER[n]}" for n in others),
+        "A/A width",
+        "grad/fwd",
+        "compile s hand/auto/peer",
+        "peak MB hand/auto/peer",
         "temp MB hand/auto",
-        *(["hand/cuDNN"] if cudnn else []),
-        "A/A noise",
-        "roofline",
+        *(["roofline", "GB/s"] if gpu else []),
         "agree",
     ]
     body = []
-    for row in rows:
-        temp = row["temp_bytes"]
-        share = row.get("roofline_share")
+    for r in rows:
+        compile_s = r.get("compile_s", {})
+        gbs = r.get("achieved_bytes_per_s")
         body.append(
             [
-                row["op"],
-                "x".join(map(str, row["size"])),
-                _ms(row, "manual"),
-                _ms(row, "autodiff"),
-                _ms(row, "peer"),
-                _ms(row, "forward"),
-                _ratio(row, "autodiff", intervals),
-                _ratio(row, "peer", intervals),
-                f"{temp['manual'] / 2**20:.1f}/{temp['autodiff'] / 2**20:.1f}",
-                *([_ratio(row, "gpu_peer", intervals)] if cudnn else []),
-                f"{100 * row['noise']:.0f}%" if "noise" in row else "-",
-                f"{100 * share:.0f}%" if share is not None else "-",
-                "yes" if row["agree"] else "NO",
+                r["op"],
+                "x".join(map(str, r["size"])),
+                _ms(r, "hand"),
+                _ms(r, "autodiff"),
+                _ms(r, "peer"),
+                _ratio(r, "autodiff", True),
+                _ratio(r, "peer", True),
+                *(_ratio(r, n, True) for n in others),
+                _pct(r.get("noise")),
+                f"{r['grad_over_fwd']:.1f}" if "grad_over_fwd" in r else "-",
+                "/".join(
+                    f"{compile_s[n]:.2f}" if n in compile_s else "-"
+                    for n in ("hand", "autodiff", "peer")
+                ),
+                _mb(r, "peak_bytes", ("hand", "autodiff", "peer")),
+                _mb(r, "temp_bytes", ("hand", "autodiff")),
+                *(
+                    [_pct(r.get("roofline_share")), f"{gbs / 1e9:.0f}" if gbs else "-"]
+                    if gpu
+                    else []
+                ),
+                _agree(r),
             ]
         )
     return header, body
 
 
-def markdown(rows: list[dict], meta: dict) -> str:
-    header, body = table_rows(rows, intervals=True)
-    lines = [
-        f"Device: {meta['device']['device_kind']} ({meta['device']['platform']}); "
-        f"JAX {meta['device']['jax']}, commit {meta['device']['commit']}, "
-        f"{meta['device']['date']}, mode `{meta['mode']}`, {meta['dtype']}.",
-        "",
-    ]
-    ceil = meta.get("ceilings")
-    if ceil:
+def _notes(rows: list[dict], meta: dict) -> list[str]:
+    lines = []
+    if meta["mode"] != "smoke":
         lines += [
-            f"Measured ceilings: stream bandwidth {ceil['bandwidth_bytes_per_s'] / 1e9:.1f} GB/s; "
-            f"matmul {ceil['matmul_f32_flops_per_s'] / 1e12:.2f} TFLOP/s float32, "
-            f"{ceil['matmul_bf16_flops_per_s'] / 1e12:.2f} TFLOP/s bfloat16.",
+            "Times are medians per call; each ratio is the median of the per-round ratios "
+            "with its 95% interval. A/A width: the interval width of the hand-written program "
+            "against a second compilation of itself (the row's noise). grad/fwd: "
+            "value_and_grad time over the forward's. Peak MB: arguments, outputs and "
+            "temporaries of the compiled program.",
+            "",
+            f"Targets (met: the interval's upper end within the bound plus {MARGIN:.0%}; "
+            "missed: its lower end over the bound; else inconclusive; rows whose variants "
+            "disagree are left out):",
             "",
         ]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join("---" for _ in header) + "|")
-    lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    lines += [
-        "",
-        "Ratios: the median of the per-repeat ratios of interleaved runs, with its 95% interval.",
-        "",
-        "Targets:",
-        "",
-    ]
-    lines += [f"- {t['target']}: {t['verdict']} ({t['measured']})" for t in meta["targets"]]
-    return "\n".join(lines) + "\n"
-
-
-def targets(rows: list[dict], platform: str) -> list[dict]:
-    """Each of the benchmark's targets, with the measured figure and a verdict."""
-    timed = [r for r in rows if "times" in r]
-    if not timed:
-        return []
-    out = []
-
-    def key(r):
-        return f"{r['op']} {'x'.join(map(str, r['size']))}"
-
-    def add(target: str, bound: float, values: dict[str, float], intervals=None):
-        """Met: every value within the bound. Missed: a value over it whose 95%
-        interval lies wholly over it too (for a figure without an interval,
-        any value over it). Else met within noise."""
-        if not values:
-            return
-        intervals = intervals or {}
-
-        def shown(k):
-            low_high = intervals.get(k)
-            return f"{k} {values[k]:.2f}" + (
-                f" ({low_high[0]:.2f}-{low_high[1]:.2f})" if low_high else ""
-            )
-
-        name = max(values, key=values.get)
-        over = sorted(k for k, v in values.items() if v > bound)
-        missed = [k for k in over if intervals.get(k, (values[k],))[0] > bound]
-        noisy = [k for k in over if k not in missed]
-        verdict = "met"
-        if missed:
-            verdict = "missed: " + ", ".join(map(shown, missed))
-            if noisy:
-                verdict += f"; over it within noise: {len(noisy)} more"
-        elif noisy:
-            verdict = "met within noise (over the bound, but the 95% interval reaches it: "
-            verdict += ", ".join(map(shown, noisy)) + ")"
-        out.append(
-            {
-                "target": target,
-                "verdict": verdict,
-                "measured": f"worst {shown(name)}",
-                "values": values,
-            }
-        )
-
-    def ratios(name: str, ops=None):
-        chosen = [r for r in timed if r.get(f"ratio_{name}") is not None]
-        chosen = [r for r in chosen if ops is None or r["op"] in ops]
-        values = {key(r): r[f"ratio_{name}"] for r in chosen}
-        intervals = {
-            key(r): r[f"ratio_{name}_interval"] for r in chosen if f"ratio_{name}_interval" in r
-        }
-        return values, intervals
-
-    add("hand/autodiff <= 1.00", 1.00, *ratios("autodiff"))
-    add(
-        "hand/autodiff <= 0.60 where the algebra fuses", 0.60, *ratios("autodiff", FUSED_TARGET_OPS)
-    )
-    add("hand/peer <= 1.00", 1.00, *ratios("peer"))
-    temp = {
-        key(r): r["temp_bytes"]["manual"] / max(r["temp_bytes"]["autodiff"], 1)
-        for r in timed
-        if r["temp_bytes"]["manual"] > 0 or r["temp_bytes"]["autodiff"] > 0
+        for t in meta.get("targets", []):
+            r = t["rows"]
+            text = f"- {t['target']}: {_counts(t)}"
+            if r["missed"]:
+                text += "; missed: " + ", ".join(_figure(t, k) for k in r["missed"])
+            if r["inconclusive"]:
+                text += "; inconclusive: " + ", ".join(_figure(t, k) for k in r["inconclusive"])
+            lines.append(text)
+        lines.append("")
+    peers = sorted({(r["op"], r["peer_name"]) for r in rows if r.get("peer_name")})
+    if peers:
+        lines.append("Peers: " + "; ".join(f"{op}: {name}" for op, name in peers) + ".")
+    notes = sorted({(r["op"], r["note"]) for r in rows if r.get("note")})
+    lines += [f"Note on {op}: {note}." for op, note in notes]
+    for name, probe in meta.get("peers", {}).items():
+        if not probe["available"]:
+            lines.append(f"{name}: not run ({probe['reason']}).")
+    for r in rows:
+        for variant, error in r.get("errors", {}).items():
+            lines.append(f"Error, {label(r)}, {variant}: `{error}`")
+    ceilings = {
+        r["op"]: r["own_ceiling"] for r in rows if r.get("extra_bytes") and "own_ceiling" in r
     }
-    add("compiled temp memory hand/autodiff <= 1.00", 1.00, temp)
-    add("LSTM hand-written within 1.5x of cuDNN (time ratio <= 1.5)", 1.5, *ratios("gpu_peer"))
-    if platform == "gpu":
-        large = {
-            key(r): r["roofline_share"]
-            for r in timed
-            if r["flops"] == 0 and r.get("roofline_share") and _elements(r) >= 2**26
-        }
-        if large:
-            name = min(large, key=large.get)
-            ok = all(v >= 0.8 for v in large.values())
-            out.append(
-                {
-                    "target": "memory-bound ops >= 80% of stream bandwidth at >= 2^26 elements",
-                    "verdict": "met" if ok else "missed",
-                    "measured": f"lowest {name} {100 * large[name]:.0f}%",
-                    "values": large,
-                }
-            )
-    return out
+    if ceilings:
+        lines.append(
+            "Ops that need more than one pass over their data (their bandwidth target is 80% "
+            "of their own ceiling, as a share of the copy bandwidth): "
+            + ", ".join(f"{op} {_pct(c)}" for op, c in sorted(ceilings.items()))
+            + "."
+        )
+    return lines
 
 
-def _elements(row: dict) -> int:
-    n = 1
-    for d in row["size"]:
-        n *= d
-    return n
-
-
-def write_json(path: pathlib.Path, meta: dict, rows: list[dict]) -> None:
-    path.write_text(json.dumps({**meta, "rows": rows}, indent=1, default=str) + "\n")
-
-
-def chart(path: pathlib.Path, rows: list[dict], title: str) -> None:
-    """Bars of hand/autodiff and hand/peer per op at its largest size."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    largest: dict[str, dict] = {}
-    for row in rows:
-        if "times" in row and (
-            row["op"] not in largest or _elements(row) > _elements(largest[row["op"]])
-        ):
-            largest[row["op"]] = row
-    ops = list(largest)
-    ratios = defaultdict(list)
-    for op in ops:
-        ratios["hand / autodiff"].append(largest[op]["ratio_autodiff"])
-        ratios["hand / peer"].append(largest[op]["ratio_peer"] or float("nan"))
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(ops) + 1.5))
-    height = 0.4
-    for i, (label, values) in enumerate(ratios.items()):
-        positions = [j + (i - 0.5) * height for j in range(len(ops))]
-        ax.barh(positions, values, height=height, label=label)
-    ax.axvline(1.0, color="black", linewidth=1)
-    ax.axvline(0.6, color="gray", linewidth=1, linestyle="--")
-    ax.set_yticks(range(len(ops)))
-    ax.set_yticklabels([f"{op} {'x'.join(map(str, largest[op]['size']))}" for op in ops])
-    ax.invert_yaxis()
-    ax.set_xlabel("time ratio (< 1: hand-written backward is faster)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def update_readme(readme: pathlib.Path, platform: str, stem: str, table_md: str) -> None:
-    """Replace the block between ``<!-- results:<platform> -->`` and
-    ``<!-- /results:<platform> -->`` with this run's table and chart."""
-    start, end = f"<!-- results:{platform} -->", f"<!-- /results:{platform} -->"
-    text = readme.read_text()
-    if start not in text:
-        raise SystemExit(f"{readme} has no {start} marker")
-    before, rest = text.split(start, 1)
-    after = rest.split(end, 1)[1] if end in rest else rest
-    chart_line = f"![ratios](benchmarks/results/{stem}.png)\n\n"
-    readme.write_text(f"{before}{start}\n{table_md}\n{chart_line}{end}{after}")
+def _figure(target: dict, key: str) -> str:
+    value, low, high = target["figures"][key]
+    if math.isclose(low, high):
+        return f"{key} {value:.2f}"
+    return f"{key} {value:.2f} ({low:.2f}-{high:.2f})"

@@ -1,113 +1,198 @@
-"""One benchmark row: one registered op at one size, every variant.
+"""One benchmark row: compile a :class:`~benchmarks.cases.Case`'s programs, hold
+each to the ``hand`` one, time them, and derive the ratios.
 
-The timed function is ``jit(value_and_grad(loss))`` with
-``loss(args) = <c, op(args)>`` for a fixed random cotangent ``c``, so the
-backward pass gets a realistic upstream gradient; it is timed with the
-hand-written backward (``manual``), with JAX autodiff of the same forward
-(``autodiff``) and with the peer implementation (``peer``), plus the forward
-alone, and the hand-written one a second time as an A/A control whose spread
-is the row's noise. Before timing, the variants' values and gradients must agree, so a fast
-wrong answer cannot win. Each ratio is the median of the per-repeat ratios of
-two interleaved variants, with a 95% interval (``ratio_<variant>_interval``).
+A program that fails (it does not compile, runs out of memory, or raises)
+marks its own cell with the error and the row goes on without it. Before
+timing, the compared programs' values and gradients must agree with ``hand``'s,
+so a fast wrong answer cannot win. Each ratio is the median of the per-round
+ratios of two interleaved programs, with a 95% interval; the A/A ratio (two
+compilations of the same function) gives the row's noise: its interval's width.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
+import random
+import time
+import traceback
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
-from benchmarks.timing import compile_timed, interleaved_medians, paired_ratio
-from dlref import OpSpec, gradcheck
+from benchmarks.cases import Case
+from benchmarks.timing import compile_lowered, interleaved, lower, median_interval, paired_ratio
 
-# float32 results of different (equal) formulas: agreement well within 1e-4.
-AGREEMENT_RTOL = {jnp.dtype(jnp.float32): 1e-4, jnp.dtype(jnp.bfloat16): 3e-2}
+# Different (equal) formulas agree to about the unit roundoff times the number
+# of terms of the longest sum; these bounds, relative to each leaf's largest
+# element, leave room for that and catch any formula error.
+AGREEMENT_RTOL = {jnp.dtype(jnp.float32): 1e-4, jnp.dtype(jnp.bfloat16): 5e-2}
 
-
-def _tree_vdot(a, b):
-    return sum(
-        jnp.vdot(x, y).astype(jnp.float32)
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    )
+COMPARED_WITH_HAND = ("hand_again", "autodiff", "autodiff_abs", "peer", "cudnn")
 
 
-def _value_and_grad(fn, cotangent, argnums):
-    return jax.value_and_grad(lambda *args: _tree_vdot(cotangent, fn(*args)), argnums)
+def error_text(exc: BaseException) -> str:
+    """One line naming the error (type, first line of the message, where raised)."""
+    lines = str(exc).strip().splitlines() or [""]
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {lines[0][:200]}{where}"
 
 
-def bench_row(
-    spec: OpSpec,
-    size: tuple[int, ...],
-    dtype,
+def agreement(outputs: dict[str, Any], reference: Any) -> dict[str, float]:
+    """Per output, the largest ``max|a - e| / max|e|`` over the leaves of its
+    pytree against ``reference``'s (inf where the structure or a shape differs),
+    computed on the device in one compiled program."""
+    ref_leaves, ref_tree = jax.tree.flatten(reference)
+    errors, comparable = {}, {}
+    for name, out in outputs.items():
+        leaves, tree = jax.tree.flatten(out)
+        if tree != ref_tree or any(
+            jnp.shape(a) != jnp.shape(e) for a, e in zip(leaves, ref_leaves, strict=True)
+        ):
+            errors[name] = float("inf")
+        else:
+            comparable[name] = leaves
+    if comparable:
+        found = jax.jit(_max_relative)(comparable, ref_leaves)
+        errors.update({name: float(v) for name, v in found.items()})
+    return errors
+
+
+def _max_relative(outputs: dict[str, list], reference: list) -> dict[str, jax.Array]:
+    def one(a, e):
+        a, e = jnp.asarray(a, jnp.float32), jnp.asarray(e, jnp.float32)
+        scale = jnp.maximum(jnp.max(jnp.abs(e), initial=0.0), jnp.finfo(jnp.float32).tiny)
+        return jnp.max(jnp.abs(a - e), initial=0.0) / scale
+
+    return {
+        name: jnp.max(jnp.stack([one(a, e) for a, e in zip(leaves, reference, strict=True)]))
+        for name, leaves in outputs.items()
+    }
+
+
+def _compile_all(case: Case, errors: dict[str, str], workers: int) -> dict:
+    """Lowers each program in turn (tracing is Python) and compiles them in
+    parallel threads (XLA compiles outside Python's lock); a failure marks that
+    program only."""
+    lowered = {}
+    for name, program in case.programs.items():
+        try:
+            lowered[name] = lower(program.fn, program.args)
+        except Exception as exc:
+            errors[name] = error_text(exc)
+    compiled = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {name: pool.submit(compile_lowered, *lo) for name, lo in lowered.items()}
+        for name, future in futures.items():
+            try:
+                compiled[name] = future.result()
+            except Exception as exc:
+                errors[name] = error_text(exc)
+    return compiled
+
+
+def measure(
+    case: Case,
     *,
     repeats: int,
     min_sample_s: float,
-    ceilings: dict | None,
-    roofline: bool = False,
+    rng: random.Random,
+    deadline: float = float("inf"),
     time_it: bool = True,
+    ceilings: dict | None = None,
+    compile_workers: int = 1,
 ) -> dict:
-    key_args, key_ct = jax.random.split(jax.random.key(sum(map(ord, spec.name))))
-    args = spec.example_args(key_args, dtype, size)
-    read = spec.loss_output or (lambda out: out)  # what a training loss reads
-    variants = {"manual": spec.manual, "autodiff": spec.autodiff}
-    if spec.peer is not None:
-        variants["peer"] = spec.peer
-    if spec.gpu_peer is not None and jax.default_backend() == "gpu":
-        variants["gpu_peer"] = spec.gpu_peer
-    variants = {name: lambda *a, fn=fn: read(fn(*a)) for name, fn in variants.items()}
-    cotangent = gradcheck.random_like(key_ct, jax.eval_shape(variants["manual"], *args))
-    grads = {
-        name: compile_timed(_value_and_grad(fn, cotangent, spec.diff_argnums), args)
-        for name, fn in variants.items()
+    """The row of ``case``; see the module docstring. ``ceilings`` (a GPU's
+    measured bandwidth and matmul rates) adds roofline shares."""
+    row: dict[str, Any] = {
+        "op": case.name,
+        "kind": case.kind,
+        "size": list(case.size),
+        "dtype": case.dtype.name,
+        "peer_name": case.peer_name,
+        "cudnn_name": case.cudnn_name,
+        "note": case.note,
+        "errors": {},
+        "skipped": dict(case.skipped),
+        "bytes": case.bytes,
+        "extra_bytes": case.extra_bytes,
+        "flops": case.flops,
     }
-    forwards = {"forward": compile_timed(spec.manual, args)}
-    if spec.peer is not None:
-        forwards["forward_peer"] = compile_timed(spec.peer, args)
+    errors = row["errors"]
+    start = time.perf_counter()
+    compiled = _compile_all(case, errors, compile_workers)
+    row["compile_s"] = {name: c.compile_s for name, c in compiled.items()}
+    row["compile_wall_s"] = time.perf_counter() - start
+    row["temp_bytes"] = {name: c.temp_bytes for name, c in compiled.items()}
+    row["peak_bytes"] = {name: c.peak_bytes for name, c in compiled.items()}
 
-    reference = grads["manual"].call(*args)
-    agreement = {
-        name: gradcheck.compare(grads[name].call(*args), reference).max_rel
-        for name in grads
-        if name != "manual"
-    }
-    tol = AGREEMENT_RTOL.get(jnp.dtype(dtype), 1e-4)
-    row = {
-        "op": spec.name,
-        "size": list(size),
-        "dtype": jnp.dtype(dtype).name,
-        "peer_name": spec.peer_name,
-        "agreement_max_rel": agreement,
-        "agree": all(err <= tol for err in agreement.values()),
-        "compile_s": {name: c.compile_s for name, c in {**grads, **forwards}.items()},
-        "temp_bytes": {name: c.temp_bytes for name, c in grads.items()},
-        "argument_bytes": {name: c.argument_bytes for name, c in grads.items()},
-        "bytes": spec.bytes_moved(size, dtype),
-        "flops": spec.flops(size) if spec.flops else 0,
-    }
+    start = time.perf_counter()
+    outputs = {}
+    for name, c in compiled.items():
+        program = case.programs[name]
+        try:
+            out = jax.block_until_ready(c.call(*program.args))
+            outputs[name] = program.check(out) if program.check else None
+        except Exception as exc:
+            errors[name] = error_text(exc)
+    if "hand" not in outputs:
+        row["agree"] = False
+        row["error"] = errors.get("hand", "the hand-written program did not run")
+        return row
+    reference = outputs["hand"]
+    tol = AGREEMENT_RTOL.get(case.dtype, 1e-4)
+    row["agreement_max_rel"] = agreement(
+        {n: outputs[n] for n in COMPARED_WITH_HAND if outputs.get(n) is not None}, reference
+    )
+    row["agree"] = all(err <= tol for err in row["agreement_max_rel"].values())
+    row["check_s"] = time.perf_counter() - start
     if not time_it:
         return row
-    calls = {name: c.call for name, c in {**grads, **forwards}.items()}
-    calls["manual_again"] = grads["manual"].call  # A/A control: the spread is noise
-    times = interleaved_medians(calls, args, repeats=repeats, min_sample_s=min_sample_s)
-    row["times"] = times
-    manual = times["manual"]["median_s"]
 
-    def ratio(other: str) -> dict[str, float]:
-        return paired_ratio(times["manual"]["samples_s"], times[other]["samples_s"])
-
-    row["noise"] = abs(ratio("manual_again")["median"] - 1)
-    row["ratio_peer"] = None
-    for other in ("autodiff", "peer", "gpu_peer"):
-        if other in times:
-            interval = ratio(other)
-            row[f"ratio_{other}"] = interval["median"]
-            row[f"ratio_{other}_interval"] = [interval["low"], interval["high"]]
-    if "gpu_peer" in times:
-        row["gpu_peer_name"] = spec.gpu_peer_name
-    if ceilings and roofline:
-        floor_s = max(
-            row["bytes"] / ceilings["bandwidth_bytes_per_s"],
-            row["flops"] / ceilings["matmul_f32_flops_per_s"],
+    runnable = {name: c for name, c in compiled.items() if name in outputs}
+    calls = {
+        name: (lambda c=c, args=case.programs[name].args: c.call(*args))
+        for name, c in runnable.items()
+    }
+    start = time.perf_counter()
+    try:
+        timed = interleaved(
+            calls, repeats=repeats, min_sample_s=min_sample_s, rng=rng, deadline=deadline
         )
-        row["roofline_share"] = floor_s / manual
-        row["achieved_bytes_per_s"] = row["bytes"] / manual
+    except Exception as exc:
+        row["error"] = f"timing: {error_text(exc)}"
+        return row
+    row["timing_s"] = time.perf_counter() - start
+    times = timed["times"]
+    row["times"] = times
+    row["repeats"] = len(times["hand"]["samples_s"])
+    row["orders"] = timed["orders"]
+    row["ratios"] = {
+        name: paired_ratio(times["hand"]["samples_s"], times[name]["samples_s"])
+        for name in times
+        if name not in ("hand", "forward")
+    }
+    if "hand_again" in row["ratios"]:
+        aa = row["ratios"]["hand_again"]
+        row["noise"] = aa["high"] - aa["low"]
+    if "forward" in times:
+        row["grad_over_fwd"] = times["hand"]["median_s"] / times["forward"]["median_s"]
+    if ceilings:
+        _roofline(row, case, ceilings)
     return row
+
+
+def _roofline(row: dict, case: Case, ceilings: dict) -> None:
+    """The hand-written program's share of the device's floor: the longer of
+    moving ``bytes`` at the copy bandwidth and doing ``flops`` at the matmul rate
+    of the row's dtype; with its interval from the median's."""
+    rate = ceilings["matmul_flops_per_s"][case.dtype.name]
+    floor_s = max(case.bytes / ceilings["bandwidth_bytes_per_s"], case.flops / rate)
+    t = median_interval(row["times"]["hand"]["samples_s"])
+    row["roofline_share"] = floor_s / t["median"]
+    row["roofline_share_interval"] = [floor_s / t["high"], floor_s / t["low"]]
+    row["achieved_bytes_per_s"] = case.bytes / t["median"]
+    if case.bytes:
+        row["own_ceiling"] = case.bytes / (case.bytes + case.extra_bytes)
