@@ -1,6 +1,6 @@
 """Scale: data-parallel steps on 1, 2, 4 and 8 devices equal the single-device
-step; synchronized batch norm equals batch norm on the global batch; and
-rematerialized backpropagation through time bounds memory.
+step, and synchronized batch norm equals batch norm on the global batch.
+(Rematerialized backpropagation through time is tested in test_recurrent.py.)
 
 CI simulates the devices: tests/conftest.py sets
 ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` before JAX starts.
@@ -122,45 +122,6 @@ def test_synchronized_batch_norm_equals_global_batch(variant, key):
     assert_close(jax.jit(sharded)(*args), expected, PARALLEL_RTOL)
 
 
-def test_rematerialized_bptt_bounds_memory():
-    """T = 4096 (batch 16, hidden 128, float32), a loss on the last state: the
-    compiled temporary memory of jit(value_and_grad) with checkpoint_every=64
-    (~sqrt(T)) against storing every step. Measured: 704 MiB -> 12.7 MiB (55x)
-    for the hand-written backward, 768 -> 13.4 MiB for autodiff."""
-    batch, d_in, hidden, steps = 16, 32, 128, 4096
-    params = rec.init_lstm(jax.random.key(0), d_in, hidden)
-    state0 = rec.zeros_state(batch, hidden, lstm=True)
-    xs = jnp.ones((steps, batch, d_in), jnp.float32)
-
-    def temp_bytes(fn, every):
-        loss = lambda p, xs: jnp.sum(fn(xs, state0, p, checkpoint_every=every)[1].h)
-        compiled = jax.jit(jax.value_and_grad(loss)).lower(params, xs).compile()
-        return compiled.memory_analysis().temp_size_in_bytes
-
-    for fn in (rec.lstm, rec.lstm.autodiff):
-        full, remat = temp_bytes(fn, None), temp_bytes(fn, 64)
-        assert full / remat > 20, (full, remat)
-        assert remat < 32 * 2**20
-
-
-@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-def test_rematerialized_bptt_gradients_equal_plain_ones(kind, key):
-    fn, init = getattr(rec, kind), getattr(rec, f"init_{kind}")
-    params = init(key, 3, 5, dtype=f64)
-    xs = jax.random.normal(key, (12, 2, 3), f64)
-    state0 = jax.tree.map(lambda a: a + 0.2, rec.zeros_state(2, 5, f64, lstm=kind == "lstm"))
-
-    def grads(every):
-        def loss(xs, state0, params):
-            hs, last = fn(xs, state0, params, checkpoint_every=every)
-            return jnp.sum(jnp.sin(hs)) + sum(jnp.sum(a**2) for a in jax.tree.leaves(last))
-
-        return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(xs, state0, params)
-
-    for every in (3, 4, 6):
-        assert_close(grads(every), grads(None), 1e-13)
-
-
 def test_mesh_and_sharding_errors():
     with pytest.raises(InputError, match=r"make_mesh: `devices` must be in \[1, "):
         parallel.make_mesh(jax.device_count() + 1)
@@ -168,12 +129,6 @@ def test_mesh_and_sharding_errors():
         InputError, match=r"shard_batch: the batch axis 0 of size 6 must divide evenly over 4"
     ):
         parallel.shard_batch(parallel.make_mesh(4), jnp.ones((6, 2)))
-    with pytest.raises(
-        InputError, match=r"lstm: `checkpoint_every` must divide the sequence length 10"
-    ):
-        params = rec.init_lstm(jax.random.key(0), 3, 4)
-        xs = jnp.ones((10, 2, 3), jnp.float32)
-        rec.lstm(xs, rec.zeros_state(2, 4, lstm=True), params, checkpoint_every=4)
     np.testing.assert_equal(parallel.make_mesh(2).devices.size, 2)
 
 
