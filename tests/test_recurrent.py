@@ -1,14 +1,18 @@
 """Recurrent networks beyond the registry's five checks: sequences are repeated
-cells, rematerialized backpropagation through time, the initializers, and the
-error messages."""
+cells, rematerialized backpropagation through time, sequences of no steps, what
+the backward stores, the initializers, and the error messages."""
+
+import math
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from helpers import assert_close
+from jax.ad_checkpoint import print_saved_residuals
 
-from dlref import InputError
+from dlref import InputError, gradcheck
 from dlref import recurrent as rec
 
 f64 = jnp.float64
@@ -83,8 +87,64 @@ def test_recurrent_errors_name_the_argument(key):
         rec.lstm(jnp.ones((5, 3, 5), jnp.float32), state, params)
     with pytest.raises(InputError, match=r"lstm_cell: `state.c` must have shape \(3, 6\)"):
         rec.lstm_cell(xs[0], rec.LSTMState(state.h, jnp.ones((3, 7), jnp.float32)), params)
+    with pytest.raises(InputError, match=r"lstm: `state0.h` must have shape \(3, 6\)"):
+        rec.lstm(xs, rec.zeros_state(2, 6, lstm=True), params)
+    with pytest.raises(
+        InputError, match=r"lstm: `state0` must be an LSTMState \(h, c\); got tuple"
+    ):
+        rec.lstm(xs, (state.c, state.h), params)  # flax's carry (c, h)
+    with pytest.raises(InputError, match=r"rnn: `h0` must be an array \(batch, hidden\)"):
+        rec.rnn(xs, state, rec.init_rnn(key, 4, 6))
     with pytest.raises(InputError, match=r"gru: arguments must share one dtype"):
         rec.gru(xs, rec.zeros_state(3, 6, f64), rec.init_gru(key, 4, 6))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sequence_names_batch_major_xs_as_swapped(kind, key):
+    """``xs`` given batch-major ``(batch, time, d_in)``: the message says that
+    ``xs`` is time-major and its axes look swapped, rather than blaming the state."""
+    seq, _, init = KINDS[kind]
+    params = init(key, 4, 6)
+    state0 = rec.zeros_state(16, 6, lstm=kind == "lstm")
+    batch_major = jnp.ones((16, 12, 4), jnp.float32)
+    with pytest.raises(
+        InputError,
+        match=rf"{kind}: `xs` must be time-major \(time, batch, d_in\) with batch 16 .*; "
+        r"got shape \(16, 12, 4\), whose first two axes look swapped",
+    ):
+        seq(batch_major, state0, params)
+    hs, _ = seq(jnp.swapaxes(batch_major, 0, 1), state0, params)  # the fix the message names
+    assert hs.shape == (12, 16, 6)
+
+
+@pytest.mark.parametrize("every", [None, 3])
+@pytest.mark.parametrize("variant", ["manual", "autodiff"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_sequence_of_no_steps_returns_the_initial_state(kind, variant, every, key):
+    """``T = 0``: ``hs`` is ``(0, batch, hidden)``, the last state is the first;
+    the last state's gradient passes to the initial state, and those of ``xs``
+    and the parameters are 0."""
+    seq, _, init = KINDS[kind]
+    fn = seq if variant == "manual" else seq.autodiff
+    k_params, k_state, k_ct = jax.random.split(key, 3)
+    params = init(k_params, 4, 6, dtype=f64)
+    state0 = gradcheck.random_like(k_state, rec.zeros_state(3, 6, f64, lstm=kind == "lstm"))
+    xs = jnp.zeros((0, 3, 4), f64)
+    run = lambda xs, state0, params: fn(xs, state0, params, checkpoint_every=every)
+    (hs, last), vjp = jax.vjp(run, xs, state0, params)
+    assert hs.shape == (0, 3, 6)
+    _assert_equal(last, state0)
+    dlast = gradcheck.random_like(k_ct, last)
+    dxs, dstate0, dparams = vjp((jnp.zeros_like(hs), dlast))
+    assert dxs.shape == xs.shape
+    _assert_equal(dstate0, dlast)
+    _assert_equal(dparams, jax.tree.map(jnp.zeros_like, params))
+
+
+def _assert_equal(actual, expected):
+    assert jax.tree.structure(actual) == jax.tree.structure(expected)
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_array_equal(a, e)
 
 
 def _sequence_grads(fn, every, kind, key):
@@ -112,6 +172,26 @@ def test_rematerialized_bptt_gradients_equal_plain_ones(kind, variant, key):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_checkpoint_every_takes_a_concrete_integer_scalar_as_its_value(kind, key):
+    """``checkpoint_every=np.array(2)`` acts exactly as ``2``, in both variants:
+    the traced gradient is the same program (whose values
+    test_rematerialized_bptt_gradients_equal_plain_ones checks)."""
+    seq, _, init = KINDS[kind]
+    params = init(key, 3, 5, dtype=f64)
+    xs = jax.random.normal(key, (4, 2, 3), f64)
+    state0 = rec.zeros_state(2, 5, f64, lstm=kind == "lstm")
+
+    def grad(fn, every):
+        loss = lambda xs, state0, params: jnp.sum(fn(xs, state0, params, checkpoint_every=every)[0])
+        return jax.grad(loss, argnums=(0, 1, 2))
+
+    for fn in (seq, seq.autodiff):
+        expected = str(jax.make_jaxpr(grad(fn, 2))(xs, state0, params))
+        for every in (np.array(2), jnp.array(2), np.int32(2)):
+            assert str(jax.make_jaxpr(grad(fn, every))(xs, state0, params)) == expected
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_checkpoint_every_must_divide_the_sequence_length(kind, key):
     seq, _, init = KINDS[kind]
     params = init(key, 3, 4)
@@ -130,6 +210,56 @@ def test_checkpoint_every_must_divide_the_sequence_length(kind, key):
                 fn(xs, state0, params, checkpoint_every=every)
     with pytest.raises(InputError, match=r"`checkpoint_every` is a static hyperparameter"):
         jax.jit(lambda k: seq(xs, state0, params, checkpoint_every=k))(jnp.asarray(2))
+
+
+# Per example and step, the numbers the hand-written backward stores besides its
+# arguments, in units of ``hidden``, as the sequence docstrings state: RNN h_t;
+# LSTM h_t, c_t and four gates; GRU h_t, r, z, n and W_hn h_{t-1} + b_hn. With
+# ``checkpoint_every=k``, only the state at the start of each segment.
+STORED_PER_STEP = {"rnn": 1, "lstm": 6, "gru": 5}
+STATE_SIZE = {"rnn": 1, "lstm": 2, "gru": 1}
+
+
+def _saved(fn, args, capsys):
+    """``(sizes of the saved arguments, total size of the saved intermediates)``."""
+    print_saved_residuals(fn, *args)
+    lines = capsys.readouterr().out.splitlines()
+
+    def size(line):
+        dims = re.match(r"\w+\[([\d,]*)\]", line).group(1)
+        return math.prod(int(d) for d in dims.split(",") if d)
+
+    arguments = sorted(size(line) for line in lines if "from the argument" in line)
+    return arguments, sum(size(line) for line in lines if "from the argument" not in line)
+
+
+@pytest.mark.parametrize("every", [None, 4])
+@pytest.mark.parametrize("kind", KINDS)
+def test_sequence_backward_stores_what_the_docstring_states(kind, every, key, capsys):
+    seq, _, init = KINDS[kind]
+    steps, batch, d_in, hidden = 8, 3, 4, 6
+    params = init(key, d_in, hidden, dtype=f64)
+    state0 = rec.zeros_state(batch, hidden, f64, lstm=kind == "lstm")
+    xs = jax.random.normal(key, (steps, batch, d_in), f64)
+    fn = lambda xs, state0, params: seq(xs, state0, params, checkpoint_every=every)
+    arguments, intermediates = _saved(fn, (xs, state0, params), capsys)
+    # The backward keeps its three arguments whole: xs, the initial state, the parameters.
+    expected_arguments = [a.size for a in jax.tree.leaves((xs, state0, params))]
+    assert arguments == sorted(expected_arguments)
+    if every is None:
+        assert intermediates == steps * batch * hidden * STORED_PER_STEP[kind]
+    else:
+        assert intermediates == steps // every * batch * hidden * STATE_SIZE[kind]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_backward_is_one_hop_from_the_op(kind):
+    """Each cell's and sequence's backward is defined in this module and calls
+    its own step backward by name."""
+    seq, cell, _ = KINDS[kind]
+    for fn in (cell, seq):
+        assert fn.bwd.__module__ == rec.__name__
+        assert f"_{kind}_step_bwd" in fn.bwd.__code__.co_names, fn.bwd.__name__
 
 
 def test_lstm_rematerialization_bounds_memory():
