@@ -258,7 +258,7 @@ def test_backward_is_one_hop_from_the_op(kind):
     its own step backward by name."""
     seq, cell, _ = KINDS[kind]
     for fn in (cell, seq):
-        assert fn.bwd.__module__ == rec.__name__
+        assert fn.bwd.__module__ == fn.__module__ == f"{rec.__name__}._{kind}"
         assert f"_{kind}_step_bwd" in fn.bwd.__code__.co_names, fn.bwd.__name__
 
 
