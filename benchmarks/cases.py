@@ -126,7 +126,9 @@ def _pullback(prepare, args: tuple, argnums: tuple[int, ...], peer_args: tuple, 
             full[i] = d
         return prepare(*full)
 
-    _, pull = jax.vjp(restricted, *(args[i] for i in argnums))
+    @jax.jit
+    def pull(diff, cotangents):
+        return jax.vjp(restricted, *diff)[1](cotangents)
 
     def check(out):
         value, grads = out
@@ -137,7 +139,7 @@ def _pullback(prepare, args: tuple, argnums: tuple[int, ...], peer_args: tuple, 
             else jax.tree.map(lambda x: np.zeros(np.shape(x), jax.dtypes.float0), arg)
             for i, arg in enumerate(peer_args)
         )
-        return value, pull(cotangents)
+        return value, pull(tuple(args[i] for i in argnums), cotangents)
 
     return check
 

@@ -3,12 +3,15 @@
 A call of the hand-written program is estimated at the longer of moving its
 bytes at the copy bandwidth and doing its flops at the matmul rate of its
 dtype (each derated: ``EFFICIENCY``), plus a launch overhead per call and per
-step of a recurrence. A timed row runs every program ``repeats + 3`` times
-(two warm-up calls, one to size the samples, then the rounds), each sample
+step of a recurrence. A timed row runs every program ``repeats + 2`` times
+(one call checks its output, one sizes the samples, then the rounds), each sample
 lasting at least ``min_sample_s``; programs other than ``hand`` are weighted
-by ``WEIGHT``. Compiling costs an allowance per program (more with matrix
-products, whose kernels are autotuned on a GPU, and more for recurrences),
-divided among parallel compile threads.
+by ``WEIGHT``; a mode may give rows of long calls fewer rounds (``slow``).
+Compiling costs an allowance per program (more with matrix products, whose
+kernels are autotuned on a GPU, and more for recurrences), divided among
+parallel compile threads and scaled by how long a small program took to
+compile at the start (a loaded machine compiles slower); drawing a row's
+inputs costs an allowance too.
 
 On a GPU without a measurement (``--plan``), the rates are NVIDIA's published
 H100 SXM figures (the H200 has more bandwidth and the same matmul rates, so an
@@ -73,7 +76,8 @@ def rates(
 ) -> dict[str, Any]:
     """The rates and allowances the estimate uses on ``platform``: the measured
     ``ceilings`` when given, otherwise reference figures; ``cores`` of the host
-    (default: this one's) set how many programs compile at once (half of them)."""
+    (default: this one's) set how many programs compile at once (half of them,
+    two at least)."""
     allowance = dict(ALLOWANCE["cpu" if platform == "cpu" else "gpu"])
     scale = 1.0
     if ceilings and ceilings.get("probe_compile_s"):
@@ -97,7 +101,7 @@ def rates(
         "platform": platform,
         "bandwidth_bytes_per_s": bandwidth,
         "matmul_flops_per_s": matmul,
-        "parallel_compiles": max(1, (cores or os.cpu_count() or 2) // 2),
+        "parallel_compiles": max(2, (cores or os.cpu_count() or 2) // 2),
         "compile_scale": scale,
         **allowance,
     }
@@ -129,17 +133,27 @@ def compile_seconds(item, rates: dict[str, Any]) -> float:
 
 
 def row_seconds(
-    item, rates: dict[str, Any], dtype: Any, *, repeats: int, min_sample_s: float, timed: bool
+    item,
+    rates: dict[str, Any],
+    dtype: Any,
+    *,
+    repeats: int,
+    min_sample_s: float,
+    timed: bool,
+    slow: tuple[float, int] | None = None,
 ) -> float:
-    """Estimated seconds of one row: compiling, the agreement check, and timing."""
+    """Estimated seconds of one row: compiling, the agreement check, and timing
+    (``slow``: calls at least ``slow[0]`` long get at most ``slow[1]`` rounds)."""
     t = call_seconds(item, rates, dtype)
     weights = [WEIGHT.get(p, 1.0) for p in item.programs]
     check = rates["inputs"] + 2 * t * sum(weights)
     if not timed:
         return compile_seconds(item, rates) + check
+    if slow and t * min(weights) >= slow[0]:
+        repeats = min(repeats, slow[1])
     k = max(1, math.ceil(min_sample_s / (t * min(weights))))
     per_round = k * t * sum(weights)
-    return compile_seconds(item, rates) + check + (repeats + 1) * per_round
+    return compile_seconds(item, rates) + check + repeats * per_round
 
 
 def fixed_seconds(rates: dict[str, Any], timed: bool, spent_s: float | None = None) -> float:

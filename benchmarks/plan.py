@@ -36,14 +36,15 @@ class Mode:
     matmul: int  # n of the matmul-rate measurement
     variants: frozenset[str]
     budget_s: dict[str, float | None]  # by platform ("default" for any other)
+    slow: tuple[float, int] | None = None  # calls this long (s) get fewer rounds
 
     def budget(self, platform: str) -> float | None:
         return self.budget_s.get(platform, self.budget_s["default"])
 
 
 MODES = {
-    "quick": Mode(15, 0.005, 2**24, 1024, ALL_VARIANTS, {"default": 300.0}),
-    "full": Mode(31, 0.002, 2**28, 8192, ALL_VARIANTS, {"default": 480.0}),
+    "quick": Mode(15, 0.005, 2**24, 1024, ALL_VARIANTS, {"default": 300.0}, (0.02, MIN_REPEATS)),
+    "full": Mode(31, 0.002, 2**28, 8192, ALL_VARIANTS, {"default": 480.0}, (0.05, 15)),
     "sweep": Mode(
         MIN_REPEATS,
         0.003,
@@ -116,6 +117,7 @@ class Plan:
     mode: str
     items: list[Item]
     repeats: int
+    slow: tuple[float, int] | None
     min_sample_s: float
     budget_s: float | None
     estimate_s: float
@@ -244,9 +246,17 @@ def make_plan(
     planned_repeats = repeats or settings.repeats
     timed = mode != "smoke"
 
+    slow = None if repeats else settings.slow
+
     def row_s(item: Item, r: int) -> float:
         return cost.row_seconds(
-            item, rates, dtype, repeats=r, min_sample_s=settings.min_sample_s, timed=timed
+            item,
+            rates,
+            dtype,
+            repeats=r,
+            min_sample_s=settings.min_sample_s,
+            timed=timed,
+            slow=slow,
         )
 
     fixed = cost.fixed_seconds(rates, timed, spent_s)
@@ -268,6 +278,7 @@ def make_plan(
         mode=mode,
         items=kept,
         repeats=r,
+        slow=slow,
         min_sample_s=settings.min_sample_s,
         budget_s=budget_s,
         estimate_s=total(kept, r),

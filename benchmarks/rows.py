@@ -103,6 +103,7 @@ def measure(
     time_it: bool = True,
     ceilings: dict | None = None,
     compile_workers: int = 1,
+    slow: tuple[float, int] | None = None,
 ) -> dict:
     """The row of ``case``; see the module docstring. ``ceilings`` (a GPU's
     measured bandwidth and matmul rates) adds roofline shares."""
@@ -159,7 +160,13 @@ def measure(
     start = time.perf_counter()
     try:
         timed = interleaved(
-            calls, repeats=repeats, min_sample_s=min_sample_s, rng=rng, deadline=deadline
+            calls,
+            repeats=repeats,
+            min_sample_s=min_sample_s,
+            rng=rng,
+            deadline=deadline,
+            warmup=1,  # each program ran once for the agreement check
+            slow=slow,
         )
     except Exception as exc:
         row["error"] = f"timing: {error_text(exc)}"

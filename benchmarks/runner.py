@@ -224,6 +224,7 @@ class Run:
                 repeats=r,
                 min_sample_s=settings.min_sample_s,
                 timed=self.timed,
+                slow=the_plan.slow,
             )
 
         for index, item in enumerate(items):
@@ -249,7 +250,9 @@ class Run:
                     console.print(f"[yellow]skipped {item.label}: over the time budget[/]")
                     continue
             row_start = time.perf_counter()
-            row = self._row(item, meta, repeats, deadline, rates["parallel_compiles"])
+            row = self._row(
+                item, meta, repeats, deadline, rates["parallel_compiles"], the_plan.slow
+            )
             spent = time.perf_counter() - row_start
             row["row_s"] = spent
             actual_done += spent
@@ -262,7 +265,7 @@ class Run:
             console.print(self._progress_line(index, len(items), row, spent, remaining, budget))
 
     def _row(
-        self, item: plan.Item, meta: dict, repeats: int, deadline: float, workers: int
+        self, item: plan.Item, meta: dict, repeats: int, deadline: float, workers: int, slow
     ) -> dict:
         variants = frozenset(item.programs)
         seed = f"{self.args.seed}-{item.label}"
@@ -285,6 +288,7 @@ class Run:
                 time_it=self.timed,
                 ceilings=meta.get("ceilings") if meta["device"]["platform"] == "gpu" else None,
                 compile_workers=workers,
+                slow=slow,
             )
         except Exception as exc:  # the inputs could not be made (out of memory, ...)
             return {

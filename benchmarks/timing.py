@@ -82,11 +82,15 @@ def interleaved(
     min_sample_s: float,
     rng: random.Random,
     deadline: float = math.inf,
+    warmup: int = 2,
+    slow: tuple[float, int] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Time per call of each function, over ``repeats`` rounds in a shuffled order.
 
     ``calls`` maps a name to a function of no arguments (it closes over its
-    inputs). Each function runs twice first (warm-up). Each sample is ``k``
+    inputs). Each function runs ``warmup`` times first (at least once; the
+    last of them is timed to choose ``k``: pass 1 when every function has
+    already run once). Each sample is ``k``
     back-to-back calls, then ``block_until_ready``; ``k`` is the same for
     every function and chosen so that the fastest one's sample lasts at least
     ``min_sample_s`` (short calls are otherwise dominated by the timer and
@@ -94,7 +98,9 @@ def interleaved(
     from ``rng``, so no function keeps a position (first after the previous
     round, last before a pause) that the machine treats differently.
 
-    Rounds stop early when the next one would end after ``deadline`` (a
+    When even the fastest call lasts ``slow[0]`` seconds or more, ``slow[1]``
+    rounds at most are taken (long calls vary less, and cost more). Rounds stop
+    early when the next one would end after ``deadline`` (a
     ``time.perf_counter()`` value), after at least one round.
 
     Returns, per function, ``median_s``, the interquartile range ``iqr_s``,
@@ -102,10 +108,14 @@ def interleaved(
     :func:`paired_ratio`), plus ``orders``: the order of each round.
     """
     names = list(calls)
+    warm = {}
     for name in names:
-        for _ in range(2):
+        for _ in range(max(0, warmup - 1)):
             jax.block_until_ready(calls[name]())
-    fastest = min(_one_sample(calls[name], 1) for name in names)
+        warm[name] = _one_sample(calls[name], 1)
+    fastest = min(warm.values())
+    if slow and fastest >= slow[0]:
+        repeats = min(repeats, slow[1])
     k = max(1, min(10_000, int(min_sample_s / max(fastest, 1e-9)) + 1))
     samples: dict[str, list[float]] = {name: [] for name in names}
     orders = []

@@ -438,12 +438,12 @@ def test_runner_lowers_rounds_then_skips_rows_to_stay_inside_the_budget(monkeypa
         # Each row takes 1.5 times its estimate: the runner must correct for it.
         monkeypatch.setattr(cost, "row_seconds", lambda *a, repeats, **k: 0.002 * repeats)
 
-        def fake_row(item, meta, repeats, deadline, workers):
+        def fake_row(item, meta, repeats, deadline, workers, slow):
             time.sleep(0.003 * repeats)
             return {"op": item.name, "size": list(item.size), "repeats": repeats}
 
         monkeypatch.setattr(run, "_row", fake_row)
-        the_plan = plan.Plan("quick", items, 15, 0.0, budget, 0.0, {}, [], {})
+        the_plan = plan.Plan("quick", items, 15, None, 0.0, budget, 0.0, {}, [], {})
         meta, rows = {"run": {"skipped": []}}, []
         run._loop(the_plan, meta, {"finish": finish, "parallel_compiles": 1}, rows, lambda: None)
     assert time.perf_counter() - run.started <= budget - finish + 0.1
