@@ -18,7 +18,9 @@ Batch norm synchronized across devices is :func:`dlref.layers.batch_norm` with
 Several hosts: call ``jax.distributed.initialize()`` on every host first (one
 process per host); ``jax.devices()`` then lists every host's devices, a mesh over
 them spans the hosts, and the same functions run unchanged. Each host feeds its
-own part of the batch (``jax.make_array_from_process_local_data``).
+own part of the batch (:func:`shard_local_batch`, through
+``jax.make_array_from_process_local_data``); :func:`shard_batch` also works there
+when every process holds the whole batch.
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ from jax.sharding import PartitionSpec as P
 from dlref._checks import InputError
 from dlref.optim import gradient_descent
 
-__all__ = ["data_parallel_step", "make_mesh", "replicate", "shard_batch", "sharded_step"]
+__all__ = [
+    "data_parallel_step",
+    "make_mesh",
+    "replicate",
+    "shard_batch",
+    "shard_local_batch",
+    "sharded_step",
+]
 
 PyTree = Any
 
@@ -87,6 +96,55 @@ def shard_batch(mesh: Mesh, array: jax.Array, batch_axis: int = 0) -> jax.Array:
             f"divide evenly over {n} devices"
         )
     return jax.device_put(array, NamedSharding(mesh, _batch_spec(batch_axis, axis)))
+
+
+def shard_local_batch(mesh: Mesh, local: Any, batch_axis: int = 0) -> jax.Array:
+    """The global batch of which this process holds ``local``, split along
+    ``batch_axis`` over the mesh's devices (``jax.make_array_from_process_local_data``).
+
+    With several processes (``jax.distributed``), every process of the mesh calls it
+    with its own slice, all slices of one shape: the global batch is their
+    concatenation in process order (:func:`make_mesh` lists the devices by process,
+    so process ``i`` holds examples ``i * L`` to ``(i + 1) * L - 1`` for a local
+    batch of ``L``). With one process it is :func:`shard_batch`.
+
+    Raises:
+      InputError: if the global batch does not divide evenly over the mesh's
+        devices (the message names both numbers), or ``batch_axis`` is not an
+        axis of ``local``, or this process has no device in the mesh.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import parallel
+      >>> mesh = parallel.make_mesh(1)
+      >>> x = parallel.shard_local_batch(mesh, jnp.ones((4, 3)))
+      >>> x.shape, tuple(x.sharding.spec)
+      ((4, 3), ('data',))
+    """
+    (axis,) = mesh.axis_names
+    shape = np.shape(local)
+    if not 0 <= batch_axis < len(shape):
+        raise InputError(
+            f"shard_local_batch: `batch_axis` {batch_axis} is not an axis of `local` "
+            f"(shape {shape})"
+        )
+    devices = mesh.devices.size
+    processes = len({d.process_index for d in mesh.devices.flat})
+    mine = sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
+    if not mine:
+        raise InputError(
+            f"shard_local_batch: process {jax.process_index()} has no device in the mesh"
+        )
+    size = shape[batch_axis] * processes
+    if size % devices:
+        raise InputError(
+            f"shard_local_batch: the global batch of size {size} ({shape[batch_axis]} per "
+            f"process x {processes} processes, along axis {batch_axis}) must divide evenly "
+            f"over {devices} devices"
+        )
+    global_shape = (*shape[:batch_axis], size, *shape[batch_axis + 1 :])
+    sharding = NamedSharding(mesh, _batch_spec(batch_axis, axis))
+    return jax.make_array_from_process_local_data(sharding, local, global_shape)
 
 
 def replicate(mesh: Mesh, tree: PyTree) -> PyTree:
