@@ -157,7 +157,7 @@ def _check_label_dtype(fn: str, name: str, labels: jax.Array, num_classes: int) 
 def _check_threshold(fn: str, threshold: Any) -> None:
     """A real scalar, not NaN (checked when concrete)."""
     try:
-        dtype = jnp.result_type(threshold)
+        dtype = None if threshold is None else jnp.result_type(threshold)
     except TypeError:
         dtype = None
     real = dtype is not None and (
@@ -168,6 +168,20 @@ def _check_threshold(fn: str, threshold: Any) -> None:
         raise InputError(f"{fn}: `threshold` must be a real scalar; got {given}")
     if _checks.is_concrete(threshold) and math.isnan(float(threshold)):
         raise InputError(f"{fn}: `threshold` must be a real number, not NaN; got nan")
+
+
+def _check_sample_weight(fn: str, sample_weight: jax.Array) -> None:
+    """Real weights: a complex weight's imaginary part would be dropped."""
+    dtype = sample_weight.dtype
+    if not (
+        jnp.issubdtype(dtype, jnp.floating)
+        or jnp.issubdtype(dtype, jnp.integer)
+        or dtype == jnp.bool_
+    ):
+        raise InputError(
+            f"{fn}: `sample_weight` must be real (integer or floating); got "
+            f"{_checks._describe(sample_weight)}"
+        )
 
 
 def _infer_num_classes(fn: str, y_true: jax.Array, y_pred: jax.Array) -> int:
@@ -193,9 +207,28 @@ def _infer_num_classes(fn: str, y_true: jax.Array, y_pred: jax.Array) -> int:
     return largest + 1 if largest >= 0 else 1
 
 
+def _check_probabilities(fn: str, y_pred: jax.Array, num_classes: int, threshold: Any) -> None:
+    """A floating y_pred: two classes, a real threshold, no NaN (when concrete)."""
+    if num_classes != 2:
+        raise InputError(
+            f"{fn}: a floating `y_pred` is read as probabilities of class 1, which needs "
+            f"num_classes=2; got num_classes={num_classes} and {_checks._describe(y_pred)} "
+            "(pass integer labels, e.g. argmax of the probabilities)"
+        )
+    _check_threshold(fn, threshold)
+    if _checks.is_concrete(y_pred):
+        nan = np.isnan(np.asarray(y_pred))  # numpy: inside jit, jnp would trace a constant
+        if nan.any():
+            raise InputError(
+                f"{fn}: `y_pred` must hold probabilities of class 1, not NaN; got "
+                f"{int(nan.sum())} NaN of {y_pred.size}"
+            )
+
+
 def _labels(fn, y_true, y_pred, num_classes, sample_weight, threshold, *, infer=False):
-    """Checks the arguments; returns :class:`_Labels`. ``infer``: num_classes=None
-    reads the number of classes from the labels (2 for probabilities)."""
+    """Checks the arguments, then returns :class:`_Labels`. ``infer``:
+    num_classes=None reads the number of classes from the labels (2 for
+    probabilities)."""
     y_true, y_pred = jnp.asarray(y_true), jnp.asarray(y_pred)
     _checks.integer(fn, y_true=y_true)
     _checks.rank(fn, "y_true", y_true, 1)
@@ -209,43 +242,27 @@ def _labels(fn, y_true, y_pred, num_classes, sample_weight, threshold, *, infer=
     num_classes = int(num_classes)
     _check_label_dtype(fn, "y_true", y_true, num_classes)
     _checks.labels_in_range(fn, "y_true", y_true, num_classes)
+    if probabilities:
+        _check_probabilities(fn, y_pred, num_classes, threshold)
+    else:
+        _check_label_dtype(fn, "y_pred", y_pred, num_classes)
+        _checks.labels_in_range(fn, "y_pred", y_pred, num_classes)
+    if sample_weight is not None:
+        sample_weight = jnp.asarray(sample_weight)
+        _check_sample_weight(fn, sample_weight)
+        _checks.same_shape(fn, y_true=y_true, sample_weight=sample_weight)
+
+    # Under jit the values are unchecked: `valid` marks the samples with labels
+    # in range and a probability (and threshold) that is not NaN.
     valid = _in_range(y_true, num_classes)
     if probabilities:
-        if num_classes != 2:
-            raise InputError(
-                f"{fn}: a floating `y_pred` is read as probabilities of class 1, which needs "
-                f"num_classes=2; got num_classes={num_classes} and {_checks._describe(y_pred)} "
-                "(pass integer labels, e.g. argmax of the probabilities)"
-            )
-        _check_threshold(fn, threshold)
-        nan = np.isnan(np.asarray(y_pred)) if _checks.is_concrete(y_pred) else None
-        if nan is not None and nan.any():
-            count = int(nan.sum())
-            raise InputError(
-                f"{fn}: `y_pred` must hold probabilities of class 1, not NaN; got {count} NaN "
-                f"of {y_pred.size}"
-            )
         threshold = jnp.asarray(threshold).astype(y_pred.dtype)
         valid = valid & ~jnp.isnan(y_pred) & ~jnp.isnan(threshold)
         y_pred = (y_pred >= threshold).astype(jnp.int32)
     else:
-        _check_label_dtype(fn, "y_pred", y_pred, num_classes)
-        _checks.labels_in_range(fn, "y_pred", y_pred, num_classes)
         valid = valid & _in_range(y_pred, num_classes)
-    if sample_weight is not None:
-        sample_weight = jnp.asarray(sample_weight)
-        if not (
-            jnp.issubdtype(sample_weight.dtype, jnp.floating)
-            or jnp.issubdtype(sample_weight.dtype, jnp.integer)
-            or sample_weight.dtype == jnp.bool_
-        ):
-            raise InputError(
-                f"{fn}: `sample_weight` must be real (integer or floating); got "
-                f"{_checks._describe(sample_weight)}"
-            )
-        _checks.same_shape(fn, y_true=y_true, sample_weight=sample_weight)
-    # Labels that are not valid become 0 (in range for the casts and the
-    # scatter); `valid` leaves them out of every count.
+    # Invalid labels become 0 (in range for the cast and the scatter); `valid`
+    # leaves them out of every count.
     y_true, y_pred = (jnp.where(valid, y, 0).astype(jnp.int32) for y in (y_true, y_pred))
     return _Labels(y_true, y_pred, sample_weight, valid, num_classes)
 
@@ -318,9 +335,10 @@ def _scores(
 ) -> PrecisionRecallF1:
     """Precision, recall and F1 from one confusion matrix: the body of
     precision_recall_fscore_support, and of precision, recall and f1_score."""
-    labels = _labels(fn, y_true, y_pred, num_classes, sample_weight, threshold)
-    _check_average(fn, average, labels.num_classes, pos_label)
+    _check_num_classes(fn, num_classes)
+    _check_average(fn, average, num_classes, pos_label)
     _check_zero_division(fn, zero_division)
+    labels = _labels(fn, y_true, y_pred, num_classes, sample_weight, threshold)
     _, dtype = _dtypes(labels.weight)
     cm, present = _counts(labels)
     tp, predicted, support = jnp.diagonal(cm), jnp.sum(cm, axis=0), jnp.sum(cm, axis=1)

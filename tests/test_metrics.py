@@ -471,6 +471,11 @@ BAD = [
         r"f1_score: `threshold` must be a real scalar; got '0.5'",
     ),
     (
+        "threshold None",
+        lambda: metrics.precision(yb, probs, num_classes=2, threshold=None),
+        r"precision: `threshold` must be a real scalar; got None",
+    ),
+    (
         "threshold not a scalar",
         lambda: metrics.recall(yb, probs, num_classes=2, threshold=jnp.full(3, 0.5)),
         r"recall: `threshold` must be a real scalar; got shape \(3,\) and dtype float64",
@@ -545,14 +550,20 @@ def test_metrics_narrow_and_mixed_label_dtypes_match_sklearn():
         metrics.accuracy(y_true, y_pred, num_classes=256),
         sklearn.metrics.accuracy_score(y_true, y_pred),
     )
-    assert_same(
-        metrics.f1_score(y_true, y_pred, num_classes=256, average="macro"),
-        sklearn.metrics.f1_score(y_true, y_pred, average="macro"),
-    )
+    # Compiled: one program instead of an eager compile of every primitive at 256 classes.
+    f1 = jax.jit(functools.partial(metrics.f1_score, num_classes=256, average="macro"))
+    assert_same(f1(y_true, y_pred), sklearn.metrics.f1_score(y_true, y_pred, average="macro"))
     assert_same(
         metrics.accuracy((y_true % 128).astype(np.int8), y_pred % 128, num_classes=128),
         sklearn.metrics.accuracy_score(y_true % 128, y_pred % 128),
     )
+
+
+def test_accuracy_of_probabilities_needs_no_num_classes_under_jit():
+    """Probabilities mean two classes: no labels need reading, so jit works
+    without num_classes (integer labels need it: see BAD)."""
+    expected = sklearn.metrics.accuracy_score(yb, np.asarray(probs) >= 0.5)
+    assert_same(jax.jit(metrics.accuracy)(yb, probs), expected)
 
 
 # Every public function, on two classes (so a floating y_pred is allowed).
