@@ -326,6 +326,20 @@ def _every_score(result):
     return [x for prf in scores.values() for x in prf[:3]] + [accuracy]
 
 
+@functools.cache
+def _every_metric_batched(num_classes):
+    """_every_metric over a batch of evaluations (vmap), compiled (jit) once per
+    num_classes and shared by the tests below; zero_division NaN. Arguments:
+    y_true, y_pred, sample_weight and threshold, each with a leading batch axis."""
+    return jax.jit(
+        jax.vmap(
+            lambda t, p, w, threshold: _every_metric(
+                t, p, num_classes, zero_division=math.nan, sample_weight=w, threshold=threshold
+            )
+        )
+    )
+
+
 def test_jit_and_vmap_match_eager():
     """A batch of evaluations at once (vmap), compiled (jit), equals a loop of
     eager calls, for every average (one program, compiled once)."""
@@ -333,7 +347,7 @@ def test_jit_and_vmap_match_eager():
     f = functools.partial(_every_metric, num_classes=4, zero_division=math.nan)
     eager = [f(t, p, sample_weight=w) for t, p, w in zip(y_true, y_pred, weight, strict=True)]
     eager = jax.tree.map(lambda *xs: jnp.stack(xs), *eager)
-    batched = jax.jit(jax.vmap(lambda t, p, w: f(t, p, sample_weight=w)))(y_true, y_pred, weight)
+    batched = _every_metric_batched(4)(y_true, y_pred, weight, np.full(len(y_true), 0.5))
     assert jax.tree.structure(batched) == jax.tree.structure(eager)  # support None but per class
     # XLA may fuse and reorder the weighted sums: a few ulps.
     jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=JIT_RTOL), batched, eager)
@@ -508,13 +522,29 @@ def test_metrics_shape_and_dtype_errors_raise_under_jit():
 
 
 def test_metrics_out_of_range_labels_under_jit_give_nan_and_are_not_counted():
-    """Values cannot be checked under jit: every score is NaN, never a plausible
-    number, and the confusion matrix leaves the sample out."""
-    bad = jnp.asarray([[0, 1, 3], [0, 1, -1]])  # too large; negative (no wrapping around)
-    y_true = jnp.stack([y3, y3])
-    result = jax.jit(jax.vmap(functools.partial(_every_metric, num_classes=3)))(y_true, bad)
-    assert all(np.all(np.isnan(score)) for score in _every_score(result))
-    np.testing.assert_array_equal(result[2], np.stack([np.diag([1, 1, 0])] * 2))
+    """Values cannot be checked under jit: every score of an evaluation with a
+    label out of range is NaN, never a plausible number, and the confusion
+    matrix leaves the sample out."""
+    y_true, y_pred, weight = _batch()
+    bad_true, bad_pred = y_true.copy(), y_pred.copy()
+    bad_pred[0, 0] = 4  # too large
+    bad_true[1, 0] = -1  # negative (no wrapping around)
+    thresholds = np.full(len(y_true), 0.5)
+    result = _every_metric_batched(4)(bad_true, bad_pred, weight, thresholds)
+    clean = _every_metric_batched(4)(y_true, y_pred, weight, thresholds)
+    for score, clean_score in zip(_every_score(result), _every_score(clean), strict=True):
+        assert np.all(np.isnan(score[:2]))
+        np.testing.assert_array_equal(score[2:], clean_score[2:])  # the other evaluations
+    for row in (0, 1):
+        left_out = np.ones(len(y_true[row]), bool)
+        left_out[0] = False
+        expected = sklearn.metrics.confusion_matrix(
+            y_true[row][left_out],
+            y_pred[row][left_out],
+            labels=range(4),
+            sample_weight=weight[row][left_out],
+        )
+        np.testing.assert_allclose(result[2][row], expected, rtol=JIT_RTOL)
 
 
 def test_metrics_label_dtype_must_hold_num_classes():
@@ -586,14 +616,21 @@ def test_metrics_nan_threshold_raises():
 
 
 def test_metrics_nan_threshold_under_jit_gives_nan_and_counts_nothing():
-    """A traced threshold cannot be checked: every prediction is undefined, so
-    every score is NaN and the confusion matrix is zeros."""
-    f = jax.jit(lambda threshold: _every_metric(yb, probs, num_classes=2, threshold=threshold))
-    result = f(math.nan)
-    assert all(np.all(np.isnan(score)) for score in _every_score(result))
-    np.testing.assert_array_equal(result[2], 0)
+    """A traced threshold cannot be checked: with a NaN one every prediction is
+    undefined, so every score is NaN and the confusion matrix is zeros."""
+    f = _every_metric_batched(2)
+    result = f(
+        jnp.stack([yb, yb]),
+        jnp.stack([probs, probs]),
+        jnp.ones((2, 3)),
+        np.asarray([math.nan, 0.5]),
+    )
+    scores = _every_score(result)
+    assert all(np.all(np.isnan(score[0])) for score in scores)
+    assert not any(np.any(np.isnan(score[1])) for score in scores)
+    np.testing.assert_array_equal(result[2][0], 0)
     expected = sklearn.metrics.confusion_matrix(yb, np.asarray(probs) >= 0.5)
-    np.testing.assert_array_equal(f(0.5)[2], expected)  # a number: counted as usual
+    np.testing.assert_array_equal(result[2][1], expected)  # a number: counted as usual
 
 
 def test_metrics_nan_probability_raises():
@@ -611,8 +648,7 @@ def test_metrics_nan_probability_raises():
 def test_metrics_nan_probability_under_jit_gives_nan_and_is_not_counted():
     batch_true = jnp.stack([yb, yb])
     batch_probs = jnp.stack([probs.at[1].set(math.nan), probs])  # row 1 has no NaN
-    f = jax.jit(jax.vmap(functools.partial(_every_metric, num_classes=2)))
-    result = f(batch_true, batch_probs)
+    result = _every_metric_batched(2)(batch_true, batch_probs, jnp.ones((2, 3)), np.full(2, 0.5))
     scores = _every_score(result)
     assert all(np.all(np.isnan(score[0])) for score in scores)
     assert not any(np.any(np.isnan(score[1])) for score in scores)
