@@ -358,7 +358,8 @@ def _scores(
     elif average in ("macro", "weighted"):
         scores = _mean_over_present(scores, support[None, :], present[None, :], average, dtype)
     scores = jnp.where(jnp.all(labels.valid), scores, jnp.nan)  # bad values, under jit
-    return PrecisionRecallF1(*scores, support=support if average is None else None)
+    p, r, f1 = scores
+    return PrecisionRecallF1(p, r, f1, support if average is None else None)
 
 
 # --- public functions ---------------------------------------------------------------
