@@ -71,6 +71,25 @@ def batch_norm(*, training: bool) -> Peer:
     )
 
 
+def layer_norm() -> Peer:
+    """flax's ``LayerNorm`` with the two-pass variance, over the last axis."""
+
+    def apply(x, variables):
+        layer = _nn().LayerNorm(epsilon=1e-6, use_fast_variance=False)
+        return layer.apply(variables, x)
+
+    return Peer(apply, lambda x, scale, shift: (x, {"params": {"scale": scale, "bias": shift}}))
+
+
+def rms_norm() -> Peer:
+    """flax's ``RMSNorm`` over the last axis."""
+
+    def apply(x, variables):
+        return _nn().RMSNorm(epsilon=1e-6).apply(variables, x)
+
+    return Peer(apply, lambda x, scale: (x, {"params": {"scale": scale}}))
+
+
 def _cell(kind: str, hidden: int, **name):
     nn = _nn()
     return {"rnn": nn.SimpleCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}[kind](hidden, **name)

@@ -350,6 +350,17 @@ def _batch_norm_args(size: Size) -> tuple:
     return (Arg(REAL, size), Arg(POSITIVE, features), Arg(REAL, features), state)
 
 
+def _norm_args(*, shift: bool, axis: int = -1):
+    """``(x, scale[, shift])``: the vectors have one entry per position of ``axis``."""
+
+    def signature(size: Size) -> tuple:
+        features = (size[axis],)
+        vectors = (Arg(POSITIVE, features),) + ((Arg(REAL, features),) if shift else ())
+        return (Arg(REAL, size), *vectors)
+
+    return signature
+
+
 def _recurrent_args(params: Any, gates: int, *, time: bool):
     """``(x or xs, state, params)`` for sizes ``(batch, d_in, hidden)``, with
     ``time`` first for a sequence; the LSTM's state is ``LSTMState(h, c)``."""
@@ -531,6 +542,30 @@ _LAYER_ENTRIES = [
             loss_output=lambda out: out[0],  # y; the running statistics are carried
         )
         for name, training in (("batch_norm", True), ("batch_norm_eval", False))
+    ),
+    _entry(
+        "layer_norm",
+        lay.layer_norm,
+        _norm_args(shift=True),
+        peer=_peers.layer_norm(),
+        peer_name="flax linen LayerNorm",
+        degree=2,
+    ),
+    _entry(
+        "layer_norm_axis0",
+        lay.layer_norm,
+        _norm_args(shift=True, axis=0),
+        sizes=_TESTED_ONLY,
+        kwargs={"axis": 0, "eps": 1e-3},
+        degree=2,
+    ),
+    _entry(
+        "rms_norm",
+        lay.rms_norm,
+        _norm_args(shift=False),
+        peer=_peers.rms_norm(),
+        peer_name="flax linen RMSNorm",
+        degree=2,
     ),
     # non-default momentum and eps reach the backward (the running-state gradient)
     _entry(

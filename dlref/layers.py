@@ -17,7 +17,16 @@ from dlref import _checks
 from dlref._numerics import bias_row
 from dlref._op import op
 
-__all__ = ["BatchNormState", "batch_norm", "dense", "dropout", "init_batch_norm", "init_dense"]
+__all__ = [
+    "BatchNormState",
+    "batch_norm",
+    "dense",
+    "dropout",
+    "init_batch_norm",
+    "init_dense",
+    "layer_norm",
+    "rms_norm",
+]
 
 
 # --- dense ---------------------------------------------------------------------
@@ -363,3 +372,174 @@ def _narrow(dtype, *trees):
 
 
 batch_norm.defvjp(_batch_norm_fwd, _batch_norm_bwd)
+
+
+# --- layer norm and RMS norm -----------------------------------------------------
+
+
+def _along(v, axis: int, ndim: int):
+    """A ``(d,)`` vector shaped to broadcast along ``axis`` of a rank-``ndim`` array."""
+    shape = [1] * ndim
+    shape[axis] = v.shape[0]
+    return v.reshape(shape)
+
+
+def _check_norm(fn: str, x, axis: int, **vectors) -> int:
+    """Floating ``x`` with the axis; each vector ``(x.shape[axis],)``; the axis, normalized."""
+    _checks.floating(fn, x=x, **vectors)
+    _checks.same_dtype(fn, x=x, **vectors)
+    _checks.min_rank(fn, "x", x, 1, "the axis to normalize over")
+    if not -x.ndim <= axis < x.ndim:
+        raise _checks.InputError(f"{fn}: `axis` must lie in [{-x.ndim}, {x.ndim}); got {axis}")
+    axis %= x.ndim
+    for name, v in vectors.items():
+        _checks.shape(fn, name, v, (x.shape[axis],), f"one entry per position of axis {axis}")
+    if x.shape[axis] == 0:
+        raise _checks.InputError(
+            f"{fn}: `x` has an empty axis {axis}: the mean over it is undefined; "
+            f"got shape {x.shape}"
+        )
+    return axis
+
+
+@op
+def layer_norm(
+    x: jax.Array, scale: jax.Array, shift: jax.Array, *, axis: int = -1, eps: float = 1e-6
+) -> jax.Array:
+    """Layer normalization: each slice along ``axis`` to mean 0 and variance 1,
+    then scaled and shifted.
+
+    ``x_hat = (x - mean) / sqrt(var + eps)`` with the mean and biased variance
+    along ``axis``; ``y = scale * x_hat + shift`` (``scale``, ``shift``: one entry
+    per position of ``axis``). Unlike batch norm, no statistic crosses examples
+    and nothing is carried: training and evaluation are the same.
+
+    Derivative: with ``g = dy * scale`` and means along ``axis``,
+    ``dx = (g - mean(g) - x_hat * mean(g * x_hat)) / sqrt(var + eps)``,
+    ``dscale = sum(dy * x_hat)`` and ``dshift = sum(dy)`` over every other axis:
+    two reductions per slice serve the input gradient.
+
+    Args:
+      x: floating array with at least one axis.
+      scale, shift: ``(x.shape[axis],)``.
+      axis: the axis to normalize over (the features).
+      eps: added to the variance (flax's default 1e-6; PyTorch's is 1e-5).
+
+    Returns:
+      An array of the shape and dtype of ``x``.
+
+    Numerics: the variance is computed from centred values (two passes), as
+    flax's ``use_fast_variance=False``; float16 and bfloat16 are normalized in
+    float32 and cast back, as batch norm.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import layers
+      >>> x = jnp.array([[1.0, 2.0, 3.0]])
+      >>> layers.layer_norm(x, jnp.ones(3), jnp.zeros(3)).round(4)
+      Array([[-1.2247,  0.    ,  1.2247]], dtype=float32)
+
+    References:
+      Ba, Kiros and Hinton, Layer Normalization, arXiv:1607.06450 (2016).
+    """
+    axis = _check_norm("layer_norm", x, axis, scale=scale, shift=shift)
+    dtype = x.dtype
+    x, scale, shift = _wide(x, scale, shift)
+    x_hat, _ = _layer_stats(x, axis, eps)
+    n = x.ndim
+    return (x_hat * _along(scale, axis, n) + _along(shift, axis, n)).astype(dtype)
+
+
+def _layer_stats(x, axis: int, eps: float):
+    """``(x_hat, 1 / sqrt(var + eps))`` along ``axis``, kept."""
+    centred = x - jnp.mean(x, axis=axis, keepdims=True)
+    inv_std = jax.lax.rsqrt(jnp.mean(centred * centred, axis=axis, keepdims=True) + eps)
+    return centred * inv_std, inv_std
+
+
+def _layer_norm_fwd(x, scale, shift, *, axis=-1, eps=1e-6):
+    y = layer_norm.autodiff(x, scale, shift, axis=axis, eps=eps)
+    axis %= x.ndim
+    (wide_x,) = _wide(x)
+    _, inv_std = _layer_stats(wide_x, axis, eps)
+    return y, (x, scale, inv_std)
+
+
+def _layer_norm_bwd(res, dy, *, axis=-1):
+    x, scale, inv_std = res
+    dtype = dy.dtype
+    x, scale, dy = _wide(x, scale, dy)
+    axis %= x.ndim
+    others = tuple(a for a in range(x.ndim) if a != axis)
+    x_hat = (x - jnp.mean(x, axis=axis, keepdims=True)) * inv_std  # the forward's x_hat
+    g = dy * _along(scale, axis, x.ndim)
+    mean_g = jnp.mean(g, axis=axis, keepdims=True)
+    mean_gx = jnp.mean(g * x_hat, axis=axis, keepdims=True)
+    dx = (g - mean_g - x_hat * mean_gx) * inv_std
+    dscale, dshift = jnp.sum(dy * x_hat, axis=others), jnp.sum(dy, axis=others)
+    return _narrow(dtype, dx, dscale, dshift)
+
+
+layer_norm.defvjp(_layer_norm_fwd, _layer_norm_bwd)
+
+
+@op
+def rms_norm(x: jax.Array, scale: jax.Array, *, axis: int = -1, eps: float = 1e-6) -> jax.Array:
+    """RMS normalization: each slice along ``axis`` divided by its root mean square.
+
+    ``x_hat = x / sqrt(mean(x**2) + eps)`` along ``axis``, ``y = scale * x_hat``;
+    no mean is subtracted and there is no shift.
+
+    Derivative: with ``g = dy * scale`` and means along ``axis``,
+    ``dx = (g - x_hat * mean(g * x_hat)) / sqrt(mean(x**2) + eps)`` and
+    ``dscale = sum(dy * x_hat)`` over every other axis: one reduction per slice.
+
+    Args:
+      x: floating array with at least one axis.
+      scale: ``(x.shape[axis],)``.
+      axis: the axis to normalize over.
+      eps: added to the mean square (flax's default 1e-6).
+
+    Returns:
+      An array of the shape and dtype of ``x``.
+
+    Numerics: float16 and bfloat16 are normalized in float32 and cast back (a
+    float16 square overflows past 256).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import layers
+      >>> x = jnp.array([[2.0, -2.0, 2.0, -2.0]])  # root mean square 2
+      >>> layers.rms_norm(x, jnp.array([1.0, 2.0, 3.0, 4.0]), eps=0.0)
+      Array([[ 1., -2.,  3., -4.]], dtype=float32)
+
+    References:
+      Zhang and Sennrich, Root Mean Square Layer Normalization, NeurIPS (2019).
+    """
+    axis = _check_norm("rms_norm", x, axis, scale=scale)
+    dtype = x.dtype
+    x, scale = _wide(x, scale)
+    inv_rms = jax.lax.rsqrt(jnp.mean(x * x, axis=axis, keepdims=True) + eps)
+    return (x * inv_rms * _along(scale, axis, x.ndim)).astype(dtype)
+
+
+def _rms_norm_fwd(x, scale, *, axis=-1, eps=1e-6):
+    y = rms_norm.autodiff(x, scale, axis=axis, eps=eps)
+    (wide_x,) = _wide(x)
+    inv_rms = jax.lax.rsqrt(jnp.mean(wide_x * wide_x, axis=axis % x.ndim, keepdims=True) + eps)
+    return y, (x, scale, inv_rms)
+
+
+def _rms_norm_bwd(res, dy, *, axis=-1):
+    x, scale, inv_rms = res
+    dtype = dy.dtype
+    x, scale, dy = _wide(x, scale, dy)
+    axis %= x.ndim
+    others = tuple(a for a in range(x.ndim) if a != axis)
+    x_hat = x * inv_rms
+    g = dy * _along(scale, axis, x.ndim)
+    dx = (g - x_hat * jnp.mean(g * x_hat, axis=axis, keepdims=True)) * inv_rms
+    return _narrow(dtype, dx, jnp.sum(dy * x_hat, axis=others))
+
+
+rms_norm.defvjp(_rms_norm_fwd, _rms_norm_bwd)

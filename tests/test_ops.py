@@ -306,6 +306,7 @@ EMPTY_RAISES = {
     "batch_norm": "batch statistics of no example are undefined (and would corrupt the state)",
     "batch_norm_momentum": "as batch_norm",
     "mlp_loss": "the batch mean of no example is undefined",
+    "layer_norm_axis0": "it normalizes over the leading axis: a mean over no entry",
 }
 
 
