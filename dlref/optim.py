@@ -453,8 +453,8 @@ def adam_update(
       ``(params, state)`` after the step.
 
     Numerics: ``1 - b**t`` is computed in the default float type and then cast to
-    the moment's dtype, as in optax: in bfloat16, ``b2**t`` rounds to 1 and the
-    correction would divide by 0. ``eps > 0`` keeps the step finite where every
+    the moment's dtype, as in optax: in bfloat16, ``b2 = 0.999`` itself rounds to 1
+    and the correction would divide by 0. ``eps > 0`` keeps the step finite where every
     gradient so far was 0 (``eps = eps_root = 0`` gives ``0 / 0 = NaN`` there).
 
     Examples:

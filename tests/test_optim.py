@@ -152,9 +152,10 @@ def _as_pure(transformation):
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_optimizers_equal_optax_over_100_steps_on_digits(digits_problem, case):
     """Pure pair, optax form and optax itself, parameters compared after every step.
-    Measured on CPU: all three bitwise equal (a max relative difference of 0). The
-    problem amplifies round-off: composing the step differently (apply_updates
-    outside the compiled update) moves the parameters up to 3e-4 after 100 steps."""
+    Measured on CPU: all three bitwise equal at every step (a max relative difference
+    of 0). The problem amplifies round-off: with optax's apply_updates run apart from
+    its compiled update, the pure pair and optax differ by 2e-7 to 4e-6 after 100
+    steps, and masked AdamW by 3e-4, so each step is compiled whole on both sides."""
     (init, update, ours), theirs, hyper, their_hyper = CASES[case]
     update_hyper = {k: v for k, v in hyper.items() if k != "initial_scale"}  # init's
     init = functools.partial(init, **{k: v for k, v in hyper.items() if k not in update_hyper})
@@ -307,8 +308,8 @@ def test_states_are_namedtuples_that_count_steps():
 
 
 def test_adam_bias_correction_stays_finite_in_bfloat16():
-    """``b2**t`` rounds to 1 in bfloat16 (``1 - 0.999`` is 0 there): the correction is
-    computed in the default float type and only then cast."""
+    """0.999 rounds to 1 in bfloat16, so ``1 - b2**t`` would be 0 there: the
+    correction is computed in the default float type and only then cast."""
     assert jnp.asarray(1, jnp.bfloat16) - jnp.asarray(0.999, jnp.bfloat16) == 0
     params = {"w": jnp.linspace(-1, 1, 8, dtype=jnp.bfloat16)}
     state = optim.adam_init(params)
