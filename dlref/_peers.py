@@ -37,7 +37,7 @@ class Peer:
         return self.apply(*self.prepare(*args))
 
 
-def _nn():
+def _nn() -> Any:
     import flax.linen as nn
 
     return nn
@@ -95,7 +95,11 @@ def _cell(kind: str, hidden: int, **name):
     return {"rnn": nn.SimpleCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}[kind](hidden, **name)
 
 
-_TO_FLAX = {"rnn": convert.rnn_to_flax, "lstm": convert.lstm_to_flax, "gru": convert.gru_to_flax}
+_TO_FLAX: dict[str, Callable[[Any], dict]] = {
+    "rnn": convert.rnn_to_flax,
+    "lstm": convert.lstm_to_flax,
+    "gru": convert.gru_to_flax,
+}
 
 
 def _carry(kind, state):
@@ -157,14 +161,15 @@ def sequence(kind: str, *, checkpoint_every: int | None = None) -> Peer:
 def _remat_scan(kind: str, hidden: int):
     """An ``nn.scan`` over segments of an ``nn.remat``-ed ``nn.RNN`` (shared params)."""
     nn = _nn()
+    module: Any = nn.Module  # flax's base class, imported late
 
-    class Segment(nn.Module):
+    class Segment(module):
         @nn.compact
         def __call__(self, carry, xs):
             cell = _cell(kind, hidden, name="cell")
             return nn.RNN(cell, time_major=True, return_carry=True)(xs, initial_carry=carry)
 
-    class Segments(nn.Module):
+    class Segments(module):
         @nn.compact
         def __call__(self, carry, segments):
             scan = nn.scan(
