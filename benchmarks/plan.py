@@ -291,8 +291,11 @@ def make_plan(
 def describe(plan: Plan) -> list[str]:
     """The plan as lines of text: what runs, for how long, and what was left out."""
     budget = f"budget {plan.budget_s:.0f} s" if plan.budget_s else "no time budget"
+    rounds = f"{plan.repeats} rounds"
+    if plan.slow and plan.slow[1] < plan.repeats:
+        rounds += f" ({plan.slow[1]} where a call takes {plan.slow[0] * 1e3:.0f} ms or more)"
     lines = [
-        f"plan: {len(plan.items)} rows, {plan.repeats} repeats, about {plan.estimate_s:.0f} s "
+        f"plan: {len(plan.items)} rows, {rounds}, about {plan.estimate_s:.0f} s "
         f"({budget}; estimate from {plan.rates['source']})"
     ]
     by_name: dict[str, list[str]] = {}

@@ -173,6 +173,8 @@ def _run_line(meta: dict) -> str:
     if run.get("budget_s"):
         text += f" (budget {run['budget_s']:.0f} s, estimate {run.get('estimate_s', 0):.0f} s)"
     text += f", {meta.get('repeats', 0)} interleaved rounds per row in a shuffled order"
+    if meta.get("slow") and meta["slow"][1] < meta.get("repeats", 0):
+        text += f" ({meta['slow'][1]} where a call takes {meta['slow'][0] * 1e3:.0f} ms or more)"
     if run.get("skipped"):
         text += f"; not run: {', '.join(run['skipped'])}"
     if run.get("dropped"):

@@ -12,6 +12,7 @@ compilations of the same function) gives the row's noise: its interval's width.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import random
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from benchmarks.cases import Case
 from benchmarks.timing import compile_lowered, interleaved, lower, median_interval, paired_ratio
@@ -42,8 +44,9 @@ def error_text(exc: BaseException) -> str:
 
 def agreement(outputs: dict[str, Any], reference: Any) -> dict[str, float]:
     """Per output, the largest ``max|a - e| / max|e|`` over the leaves of its
-    pytree against ``reference``'s (inf where the structure or a shape differs),
-    computed on the device in one compiled program."""
+    pytree against ``reference``'s (inf where the structure or a shape differs).
+    Arrays on an accelerator are compared there, in one compiled program;
+    arrays on the CPU by NumPy, which compiles nothing."""
     ref_leaves, ref_tree = jax.tree.flatten(reference)
     errors, comparable = {}, {}
     for name, out in outputs.items():
@@ -55,19 +58,29 @@ def agreement(outputs: dict[str, Any], reference: Any) -> dict[str, float]:
         else:
             comparable[name] = leaves
     if comparable:
-        found = jax.jit(_max_relative)(comparable, ref_leaves)
-        errors.update({name: float(v) for name, v in found.items()})
+        on_cpu = all(_on_cpu(x) for x in ref_leaves)
+        compare = (
+            functools.partial(_max_relative, np)
+            if on_cpu
+            else jax.jit(functools.partial(_max_relative, jnp))
+        )
+        errors.update({name: float(v) for name, v in compare(comparable, ref_leaves).items()})
     return errors
 
 
-def _max_relative(outputs: dict[str, list], reference: list) -> dict[str, jax.Array]:
+def _on_cpu(x) -> bool:
+    devices = getattr(x, "devices", None)
+    return devices is None or all(d.platform == "cpu" for d in devices())
+
+
+def _max_relative(xp, outputs: dict[str, list], reference: list) -> dict[str, Any]:
     def one(a, e):
-        a, e = jnp.asarray(a, jnp.float32), jnp.asarray(e, jnp.float32)
-        scale = jnp.maximum(jnp.max(jnp.abs(e), initial=0.0), jnp.finfo(jnp.float32).tiny)
-        return jnp.max(jnp.abs(a - e), initial=0.0) / scale
+        a, e = xp.asarray(a, xp.float32), xp.asarray(e, xp.float32)
+        scale = xp.maximum(xp.max(xp.abs(e), initial=0.0), np.finfo(np.float32).tiny)
+        return xp.max(xp.abs(a - e), initial=0.0) / scale
 
     return {
-        name: jnp.max(jnp.stack([one(a, e) for a, e in zip(leaves, reference, strict=True)]))
+        name: xp.max(xp.stack([one(a, e) for a, e in zip(leaves, reference, strict=True)]))
         for name, leaves in outputs.items()
     }
 
@@ -122,14 +135,15 @@ def measure(
         "flops": case.flops,
     }
     errors = row["errors"]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     compiled = _compile_all(case, errors, compile_workers)
     row["compile_s"] = {name: c.compile_s for name, c in compiled.items()}
     row["compile_wall_s"] = time.perf_counter() - start
+    row["cpu_s"] = {"compile": time.process_time() - cpu}
     row["temp_bytes"] = {name: c.temp_bytes for name, c in compiled.items()}
     row["peak_bytes"] = {name: c.peak_bytes for name, c in compiled.items()}
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     outputs = {}
     for name, c in compiled.items():
         program = case.programs[name]
@@ -149,6 +163,7 @@ def measure(
     )
     row["agree"] = all(err <= tol for err in row["agreement_max_rel"].values())
     row["check_s"] = time.perf_counter() - start
+    row["cpu_s"]["check"] = time.process_time() - cpu
     if not time_it:
         return row
 
@@ -157,7 +172,7 @@ def measure(
         name: (lambda c=c, args=case.programs[name].args: c.call(*args))
         for name, c in runnable.items()
     }
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         timed = interleaved(
             calls,
@@ -172,6 +187,7 @@ def measure(
         row["error"] = f"timing: {error_text(exc)}"
         return row
     row["timing_s"] = time.perf_counter() - start
+    row["cpu_s"]["timing"] = time.process_time() - cpu
     times = timed["times"]
     row["times"] = times
     row["repeats"] = len(times["hand"]["samples_s"])

@@ -147,6 +147,7 @@ class Run:
             name = output.stem(meta)
         dest = output.Destination(pathlib.Path(args.out), name, committed)
         meta["repeats"] = the_plan.repeats
+        meta["slow"] = the_plan.slow
         meta["run"] = {
             "rows_planned": len(the_plan.items),
             "rows_done": 0,
@@ -249,12 +250,13 @@ class Run:
                     meta["run"]["skipped"].append(item.label)
                     console.print(f"[yellow]skipped {item.label}: over the time budget[/]")
                     continue
-            row_start = time.perf_counter()
+            row_start, row_cpu = time.perf_counter(), time.process_time()
             row = self._row(
                 item, meta, repeats, deadline, rates["parallel_compiles"], the_plan.slow
             )
             spent = time.perf_counter() - row_start
             row["row_s"] = spent
+            row.setdefault("cpu_s", {})["row"] = time.process_time() - row_cpu
             actual_done += spent
             estimated_done += est(item, repeats)
             rows.append(row)
