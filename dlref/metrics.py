@@ -392,8 +392,8 @@ def confusion_matrix(
     Returns:
       Shape ``(num_classes, num_classes)``: integer counts without floating
       weights, floating sums with them. Under ``jit``, a sample with a label
-      out of range or a NaN probability is left out (the matrix then sums to
-      less than ``n``).
+      out of range or a NaN probability is left out (every sample, for a NaN
+      threshold), so the matrix sums to less than ``n``.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -444,7 +444,7 @@ def accuracy(
 
     Returns:
       A floating scalar. Under ``jit``, NaN when a label is out of range or a
-      probability is NaN.
+      probability or the threshold is NaN.
 
     Numerics: one division; no samples, or weights summing to 0, give NaN
     (0 / 0; scikit-learn raises), or 0 with ``normalize=False``.
@@ -514,7 +514,8 @@ def precision_recall_fscore_support(
     Returns:
       A :class:`PrecisionRecallF1`: scalars, or shape ``(num_classes,)`` for
       ``average=None`` (then with the support; None otherwise). Under ``jit``,
-      NaN scores when a label is out of range or a probability is NaN.
+      NaN scores when a label is out of range or a probability or the threshold
+      is NaN.
 
     Numerics: counts are exact sums; each score is one division, and a zero
     denominator gives ``zero_division``, never 0 / 0.
