@@ -6,43 +6,39 @@ and have no useful gradient: :func:`dlref.losses.soft_f1` is F1's
 differentiable surrogate.
 
 Inputs: ``y_true`` and ``y_pred`` of shape ``(n,)``, integer labels in
-``[0, num_classes)``, in a dtype that can hold ``num_classes - 1``. With two
+``[0, num_classes)`` in a dtype that holds ``num_classes - 1``; with two
 classes a floating ``y_pred`` is the probability of class 1, predicted as
 ``y_pred >= threshold``. ``num_classes`` is a static Python int, so every
-output shape is known at trace time: the functions work under ``jit`` and
+output shape is known at trace time and the functions work under ``jit`` and
 ``vmap`` (vmap a leading axis to score a batch of evaluations at once).
-``sample_weight`` (optional, shape ``(n,)``, real) counts each sample with its
-weight. Hyperparameters are keyword-only.
+Optional real ``sample_weight`` of shape ``(n,)``.
 
 Conventions (scikit-learn's):
 
-- ``cm[i, j]`` counts samples of true class ``i`` predicted as ``j``
-  (rows = true class). Per class ``c``: ``tp = cm[c, c]``,
-  ``predicted = cm[:, c].sum()``, ``support = cm[c, :].sum()``;
-  ``precision = tp / predicted``, ``recall = tp / support``,
-  ``f1 = 2 tp / (predicted + support)``.
+- ``cm[i, j]`` counts samples of true class ``i`` predicted as ``j`` (rows =
+  true class). Per class: ``tp = cm[c, c]``, ``predicted = cm[:, c].sum()``,
+  ``support = cm[c, :].sum()``; ``precision = tp / predicted``,
+  ``recall = tp / support``, ``f1 = 2 tp / (predicted + support)``.
 - Zero division gives ``zero_division`` (0, 1 or NaN; default 0): precision
   with nothing predicted, recall with no support, F1 only when
-  ``tp = fp = fn = 0``. scikit-learn's default ``"warn"`` gives 0 and a warning;
-  dlref gives 0 and no warning (warnings do not work under ``jit``).
+  ``tp = fp = fn = 0``. No warning (scikit-learn's ``"warn"``), as warnings do
+  not work under ``jit``.
 - ``average``: ``"binary"`` (two classes) the score of class ``pos_label``;
-  ``"micro"`` the score of the counts summed over classes (equal to accuracy
-  for single-label data); ``"macro"`` the mean over the classes that occur in
-  ``y_true`` or ``y_pred``, NaN scores left out; ``"weighted"`` the same,
-  weighted by support (unweighted if the supports sum to 0); ``None`` one score
-  per class, shape ``(num_classes,)`` (scikit-learn with
-  ``labels=range(num_classes)``). ``"samples"`` (multilabel) is not supported.
+  ``"micro"`` the score of the summed counts (accuracy, for single-label data);
+  ``"macro"`` the mean over the classes that occur in ``y_true`` or ``y_pred``,
+  NaN scores left out; ``"weighted"`` the same, weighted by support
+  (unweighted if the supports sum to 0); ``None`` one score per class, shape
+  ``(num_classes,)`` (scikit-learn with ``labels=range(num_classes)``).
 
 Counts are integers, or floating with floating weights; scores are floating
 (the wider of the weights' float dtype and JAX's default float).
 
 Bad input raises :class:`dlref.InputError` naming the function and the
 argument: shapes, dtypes and options at trace time, also under ``jit``; label
-values, NaN probabilities and a NaN threshold when they are concrete. Under
-``jit`` or ``vmap`` values cannot be checked: a sample with a label outside
-``[0, num_classes)`` or a NaN probability (or every sample, for a NaN
-threshold) is left out of the confusion matrix, and every score of that
-evaluation is NaN, never a plausible number.
+values, NaN probabilities and a NaN threshold when concrete. Under ``jit`` or
+``vmap`` values cannot be checked: a sample with a label out of range or a NaN
+probability (every sample, for a NaN threshold) is left out of the confusion
+matrix, and every score of that evaluation is NaN, never a plausible number.
 
 Empty input, or weights summing to 0 (scikit-learn raises): the confusion
 matrix is zeros, accuracy NaN (0 / 0), per-class and micro scores
