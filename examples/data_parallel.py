@@ -242,6 +242,24 @@ def _process(args) -> int:
             heartbeat_timeout=args.heartbeat_timeout,
         )
     import jax
+
+    try:
+        return _measure(args)
+    except jax.errors.JaxRuntimeError as error:
+        # A collective failed: a process of the group is gone (gloo reports "Connection
+        # closed by peer"). Exit at once rather than through jax.distributed's shutdown,
+        # which waits for every process, the lost one too.
+        print(
+            f"error: process {jax.process_index()}: a collective failed; a process of the "
+            f"group is lost: {error}",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(1)
+
+
+def _measure(args) -> int:
+    import jax
     import jax.numpy as jnp
     import numpy as np
     from jax.sharding import PartitionSpec as P

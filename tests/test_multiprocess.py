@@ -20,6 +20,8 @@ import argparse
 import os
 import pathlib
 import pickle
+import re
+import socket
 import sys
 import time
 
@@ -361,19 +363,28 @@ def test_smoke_two_processes_one_step(tmp_path):
 GROUPS = {"2x2": (2, 2, 10), "4x2": (4, 2, 1)}  # processes, devices each, steps
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """``name -> results``: each group runs once, on first use, for every test: every
+    model, variant and kind of step (10 steps on 2 x 2, one on 4 x 2), batch norm,
+    and the bad batch."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            processes, devices, steps = GROUPS[name]
+            cache[name] = _group(
+                tmp_path_factory.mktemp(name), processes, devices,
+                "--tasks", "train,batch_norm,bad_batch", "--steps", str(steps),
+            )  # fmt: skip
+        return cache[name]
+
+    return get
+
+
 @pytest.fixture(scope="module", params=list(GROUPS))
-def group(request, tmp_path_factory):
-    """One group run per shape, shared by the tests: every model, variant and kind
-    of step (10 steps on 2 x 2, one on 4 x 2), batch norm, and the bad batch."""
-    processes, devices, steps = GROUPS[request.param]
-    tmp_path = tmp_path_factory.mktemp(request.param)
-    start = time.monotonic()
-    results = _group(
-        tmp_path, processes, devices, "--tasks", "train,batch_norm,bad_batch",
-        "--steps", str(steps),
-    )  # fmt: skip
-    print(f"{request.param}: {time.monotonic() - start:.1f} s")
-    return request.param, results
+def group(request, runs):
+    return request.param, runs(request.param)
 
 
 @pytest.mark.slow
@@ -396,16 +407,14 @@ def test_one_step_equals_single_device(group, model, variant, kind):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("model", MODELS)
-def test_ten_steps_equal_one_process(group, model, variant, kind):
+def test_ten_steps_equal_one_process(runs, model, variant, kind):
     """Ten steps on 2 processes x 2 devices equal ten steps in one process to
     1e-12 (float64), on one device and on the same 4 devices, but not bit for bit:
     across processes the all-reduce adds each process's partial sum of the
     gradients through gloo, an order of additions of its own; float addition is
     not associative, so the last bits of some parameters differ (measured, entry
     by entry, relative: below 1e-15 after one step, below 2e-13 after ten)."""
-    name, results = group
-    if name != "2x2":
-        pytest.skip("ten steps on 2 processes x 2 devices")
+    results = runs("2x2")
     import jax
 
     from dlref import parallel
@@ -452,6 +461,127 @@ def test_batch_the_devices_do_not_divide(group):
         assert whole == (
             f"shard_batch: the batch axis 0 of size {size} must divide evenly over {count} devices"
         )
+
+
+# --- faults ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", [1, 0], ids=["worker", "coordinator"])
+def test_a_killed_process_stops_the_others(victim):
+    """2 processes train; one is killed (SIGKILL) mid-run. A launcher watching them
+    (multiprocess.wait) names it at once; without one, the survivor stops by
+    itself, never hangs: at once when a gradient all-reduce loses its peer (gloo:
+    "Connection closed by peer" or "reset by peer"), else within the heartbeat timeout (JAX's
+    coordination service: "tasks are unhealthy (stopped sending heartbeats): 1")."""
+    port = multiprocess.free_port()
+    commands = _commands(2, 1, port, "--tasks", "loop", "--heartbeat-timeout", str(HEARTBEAT_S))
+    procs = multiprocess.start(commands, env=_env(), cwd=str(ROOT))
+    try:
+        deadline = time.monotonic() + GROUP_TIMEOUT_S
+        while not all("step 2" in p.output()[0] for p in procs):
+            for p in procs:
+                assert p.popen.poll() is None, p.output()[1][-3000:]
+            assert time.monotonic() < deadline, "the group did not start training"
+            time.sleep(0.2)
+        procs[victim].popen.kill()
+        killed = time.monotonic()
+        with pytest.raises(multiprocess.LaunchError) as error:
+            multiprocess.wait(procs, timeout=10)
+        assert time.monotonic() - killed < 2
+        assert f"process {victim} (pid {procs[victim].popen.pid}) was killed by SIGKILL" in str(
+            error.value
+        )
+        survivor = procs[1 - victim]
+        code = survivor.popen.wait(timeout=HEARTBEAT_S + 30)
+        elapsed = time.monotonic() - killed
+        stderr = survivor.output()[1]
+        assert code != 0
+        assert elapsed <= HEARTBEAT_S + 10, f"the survivor took {elapsed:.1f} s"
+        said = multiprocess.summary(code, stderr)
+        print(f"the survivor stopped {elapsed:.1f} s after the kill: {said}")
+        assert f"lost process {victim} (no heartbeat)" in said or re.search(
+            r"Gloo all-reduce failed: .* by peer", said
+        ), said
+    finally:
+        multiprocess.stop(procs)
+
+
+@pytest.mark.slow
+def test_coordinator_port_in_use_is_a_clear_error():
+    """Process 0 of a group whose coordinator port is taken stops at once with an
+    error naming the port (JAX's own coordinator would crash with "Failed to add
+    port to server")."""
+    with socket.socket() as busy:
+        busy.bind((multiprocess.LOOPBACK, 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        command = multiprocess.python_module(
+            "examples.data_parallel", "--coordinator", f"127.0.0.1:{port}",
+            "--num-processes", "2", "--process-id", "0", "--devices-per-process", "1",
+        )  # fmt: skip
+        with pytest.raises(multiprocess.LaunchError) as error:
+            multiprocess.run([command], timeout=GROUP_TIMEOUT_S, env=_env(), cwd=str(ROOT))
+    assert (
+        f"process 0 (pid {0}) exited with code 2: error: LaunchError: the coordinator port "
+        f"{port} on 127.0.0.1 is already in use" in re.sub(r"pid \d+", "pid 0", str(error.value))
+    )
+
+
+@pytest.mark.slow
+def test_launcher_prints_throughput_per_process_count():
+    """``python -m examples.data_parallel --processes 2 --devices-per-process 2``:
+    one row per model, backward and process count, with the all-reduce time."""
+    command = multiprocess.python_module(
+        "examples.data_parallel", "--processes", "2", "--devices-per-process", "2",
+        "--batch", "64", "--steps", "2", "--model", "mlp",
+    )  # fmt: skip
+    ((stdout, _),) = multiprocess.run([command], timeout=GROUP_TIMEOUT_S, env=_env(), cwd=str(ROOT))
+    rows = [line.split() for line in stdout.splitlines() if line.startswith("mlp")]
+    assert [(r[0], r[1], int(r[2]), int(r[3])) for r in rows] == [
+        ("mlp", v, p, 2 * p) for p in (1, 2) for v in ("hand", "autodiff")
+    ]
+    assert all(float(r[5]) > 0 and float(r[7]) > 0 for r in rows)
+
+
+# --- the launcher's own checks (no process started) -----------------------------------
+
+
+def test_launcher_refuses_a_busy_port_and_a_batch_the_devices_do_not_divide(capsys):
+    from examples import data_parallel
+
+    with socket.socket() as busy:
+        busy.bind((multiprocess.LOOPBACK, 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = ["--processes", "2", "--coordinator", f"127.0.0.1:{port}"]
+        assert data_parallel.main(argv) == 2
+    assert f"the coordinator port {port} on 127.0.0.1 is already in use" in capsys.readouterr().err
+    argv = ["--processes", "2", "--devices-per-process", "2", "--batch", "6"]
+    assert data_parallel.main(argv) == 2
+    assert (
+        "the global batch 6 must divide evenly over the 4 devices of 2 processes x 2 devices"
+        in capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        data_parallel.main(["--coordinator", "127.0.0.1:1", "--process-id", "0"])
+    assert "--coordinator, --num-processes and --process-id" in capsys.readouterr().err
+
+
+def test_summary_names_the_lost_process():
+    jax_fatal = (
+        "F1202 client.h:80] Terminating process because the JAX distributed service detected "
+        "fatal errors. absl::Status: UNAVAILABLE: The following tasks are unhealthy (stopped "
+        "sending heartbeats):\n1\nThe tasks have crashed.\n*** Check failure stack trace: ***"
+    )
+    assert multiprocess.summary(-6, jax_fatal) == (
+        "was killed by SIGABRT: the distributed service lost process 1 (no heartbeat)"
+    )
+    traceback = "Traceback (most recent call last):\n  ...\nValueError: bad\n"
+    assert multiprocess.summary(1, traceback) == "exited with code 1: ValueError: bad"
+    assert multiprocess.summary(-9, "") == "was killed by SIGKILL"
+    with pytest.raises(multiprocess.LaunchError, match="HOST:PORT"):
+        multiprocess.parse_address("127.0.0.1")
 
 
 if __name__ == "__main__":
