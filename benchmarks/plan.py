@@ -43,7 +43,7 @@ class Mode:
 
 
 MODES = {
-    "quick": Mode(15, 0.005, 2**24, 1024, ALL_VARIANTS, {"default": 300.0}, (0.02, MIN_REPEATS)),
+    "quick": Mode(15, 0.004, 2**24, 1024, ALL_VARIANTS, {"default": 300.0}, (0.01, MIN_REPEATS)),
     "full": Mode(31, 0.002, 2**28, 8192, ALL_VARIANTS, {"default": 480.0}, (0.05, 15)),
     "sweep": Mode(
         MIN_REPEATS,
