@@ -324,15 +324,13 @@ def _max_rel(actual, expected):
     return worst
 
 
-def _assert_same_in_every_process(results, key):
+def _same_in_every_process(results, key):
     """Replicated results are the same bits in every process (one all-reduce result)."""
-    for other in results[1:]:
-        for a, b in zip(
-            np.concatenate([np.ravel(x) for x in _flat(results[0][key])]),
-            np.concatenate([np.ravel(x) for x in _flat(other[key])]),
-            strict=True,
-        ):
-            assert a == b or (np.isnan(a) and np.isnan(b)), key
+    first = _flat(results[0][key])
+    return all(
+        all(np.array_equal(a, b, equal_nan=True) for a, b in zip(first, _flat(r[key]), strict=True))
+        for r in results[1:]
+    )
 
 
 def _flat(value):
@@ -351,7 +349,7 @@ def test_smoke_two_processes_one_step(tmp_path):
         tmp_path, 2, 1, "--tasks", "train", "--models", "mlp", "--variants", "manual",
         "--kinds", "data_parallel_step",
     )  # fmt: skip
-    _assert_same_in_every_process(results, key)
+    assert _same_in_every_process(results, key)
     expected = _reference("mlp", "manual", 1)
     got = results[0][key]
     assert _max_rel(got["first"], expected["first"]) <= PARALLEL_RTOL
@@ -359,108 +357,109 @@ def test_smoke_two_processes_one_step(tmp_path):
 
 
 # --- slow: every model, variant and step; 2 x 2 and 4 x 2 --------------------------
-
-GROUPS = {"2x2": (2, 2, 10), "4x2": (4, 2, 1)}  # processes, devices each, steps
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """``name -> results``: each group runs once, on first use, for every test: every
-    model, variant and kind of step (10 steps on 2 x 2, one on 4 x 2), batch norm,
-    and the bad batch."""
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            processes, devices, steps = GROUPS[name]
-            cache[name] = _group(
-                tmp_path_factory.mktemp(name), processes, devices,
-                "--tasks", "train,batch_norm,bad_batch", "--steps", str(steps),
-            )  # fmt: skip
-        return cache[name]
-
-    return get
+#
+# One test per group shape, each checking everything its group computed: a group
+# costs a start-up per process and every compilation, and under pytest-xdist a
+# fixture shared by several tests would run once per worker.
 
 
-@pytest.fixture(scope="module", params=list(GROUPS))
-def group(request, runs):
-    return request.param, runs(request.param)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("model", MODELS)
-def test_one_step_equals_single_device(group, model, variant, kind):
+def _check_one_step(results):
     """One step across processes (parameters after it, and its loss) equals the
-    single-process, single-device step to 1e-12 in float64."""
-    _, results = group
-    key = (model, variant, kind)
-    _assert_same_in_every_process(results, key)
-    expected = _reference(model, variant, 1)
-    got = results[0][key]
-    assert _max_rel(got["first"], expected["first"]) <= PARALLEL_RTOL
-    assert _max_rel(got["losses"][:1], expected["losses"]) <= PARALLEL_RTOL
+    single-process, single-device step to 1e-12 in float64, and the replicated
+    results are the same bits in every process."""
+    failures = []
+    for model in MODELS:
+        for variant in VARIANTS:
+            expected = _reference(model, variant, 1)
+            for kind in KINDS:
+                key = (model, variant, kind)
+                got = results[0][key]
+                errors = (
+                    _max_rel(got["first"], expected["first"]),
+                    _max_rel(got["losses"][:1], expected["losses"]),
+                )
+                if max(errors) > PARALLEL_RTOL or not _same_in_every_process(results, key):
+                    failures.append(f"one step {key}: params, loss {errors}")
+    return failures
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("model", MODELS)
-def test_ten_steps_equal_one_process(runs, model, variant, kind):
-    """Ten steps on 2 processes x 2 devices equal ten steps in one process to
-    1e-12 (float64), on one device and on the same 4 devices, but not bit for bit:
-    across processes the all-reduce adds each process's partial sum of the
-    gradients through gloo, an order of additions of its own; float addition is
-    not associative, so the last bits of some parameters differ (measured, entry
-    by entry, relative: below 1e-15 after one step, below 2e-13 after ten)."""
-    results = runs("2x2")
-    import jax
+def _check_ten_steps(results, devices):
+    """Ten steps across processes equal ten steps in one process to 1e-12 (float64),
+    on one device and on as many devices, but not bit for bit: across processes the
+    all-reduce adds each process's partial sum of the gradients through gloo, an
+    order of additions of its own; float addition is not associative, so the last
+    bits of some parameters differ (measured, entry by entry, relative: below 1e-15
+    after one step, below 2e-13 after ten)."""
+    import jax.numpy as jnp
 
     from dlref import parallel
 
-    got = results[0][(model, variant, kind)]
-    expected = _reference(model, variant, 10)
-    assert _max_rel(got["last"], expected["last"]) <= PARALLEL_RTOL
-    assert _max_rel(got["losses"], expected["losses"]) <= PARALLEL_RTOL
-
-    params, batch, batch_axes, fns = _problem(model)
-    mesh = parallel.make_mesh(4)
-    pairs = zip(batch, batch_axes, strict=True)
-    sharded = [parallel.shard_batch(mesh, jax.numpy.asarray(a), axis) for a, axis in pairs]
-    step = _steps(kind, fns[variant], mesh, batch_axes)
-    same_devices = _train(step, parallel.replicate(mesh, params), sharded, 10)
-    assert _max_rel(_flat(got), _flat(same_devices)) <= PARALLEL_RTOL
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_synchronized_batch_norm_across_processes(group, variant):
-    """Batch norm with ``axis_name`` over every device of every process equals
-    batch norm on the global batch: values, running statistics, gradients."""
-    _, results = group
-    got = results[0]["batch_norm", variant]
-    _assert_same_in_every_process(results, ("batch_norm", variant))
-    expected = [np.asarray(a) for a in _flat(_batch_norm(variant, *_batch_norm_problem()))]
-    assert _max_rel(got, expected) <= PARALLEL_RTOL
+    failures = []
+    mesh = parallel.make_mesh(devices)
+    for model in MODELS:
+        params, batch, batch_axes, fns = _problem(model)
+        pairs = zip(batch, batch_axes, strict=True)
+        sharded = [parallel.shard_batch(mesh, jnp.asarray(a), axis) for a, axis in pairs]
+        for variant in VARIANTS:
+            one_device = _reference(model, variant, 10)
+            for kind in KINDS:
+                got = results[0][model, variant, kind]
+                step = _steps(kind, fns[variant], mesh, batch_axes)
+                same_devices = _train(step, parallel.replicate(mesh, params), sharded, 10)
+                errors = (
+                    _max_rel(got["last"], one_device["last"]),
+                    _max_rel(got["losses"], one_device["losses"]),
+                    _max_rel(_flat(got), _flat(same_devices)),
+                )
+                if max(errors) > PARALLEL_RTOL:
+                    failures.append(f"ten steps {model, variant, kind}: {errors}")
+    return failures
 
 
-@pytest.mark.slow
-def test_batch_the_devices_do_not_divide(group):
+def _check_batch_norm(results):
+    """Batch norm with ``axis_name`` over every device of every process equals batch
+    norm on the global batch: values, running statistics, gradients."""
+    failures = []
+    for variant in VARIANTS:
+        key = ("batch_norm", variant)
+        expected = [np.asarray(a) for a in _flat(_batch_norm(variant, *_batch_norm_problem()))]
+        error = _max_rel(results[0][key], expected)
+        if error > PARALLEL_RTOL or not _same_in_every_process(results, key):
+            failures.append(f"batch norm {variant}: {error}")
+    return failures
+
+
+def _check_bad_batch(results, processes, devices):
     """3 examples per process: every process gets an InputError naming the global
     batch and the device count, from shard_local_batch and from shard_batch."""
-    name, results = group
-    processes, devices, _ = GROUPS[name]
     size, count = 3 * processes, processes * devices
-    for result in results:
-        local, whole = result["bad_batch"]
-        assert local == (
-            f"shard_local_batch: the global batch of size {size} (3 per process x "
-            f"{processes} processes, along axis 0) must divide evenly over {count} devices"
-        )
-        assert whole == (
-            f"shard_batch: the batch axis 0 of size {size} must divide evenly over {count} devices"
-        )
+    expected = [
+        f"shard_local_batch: the global batch of size {size} (3 per process x {processes} "
+        f"processes, along axis 0) must divide evenly over {count} devices",
+        f"shard_batch: the batch axis 0 of size {size} must divide evenly over {count} devices",
+    ]
+    return [f"bad batch: {r['bad_batch']}" for r in results if r["bad_batch"] != expected]
+
+
+@pytest.mark.slow
+def test_two_processes_of_two_devices(tmp_path):
+    """2 processes x 2 devices: one step and ten steps of the MLP and the LSTM
+    classifier (both backward variants, data_parallel_step and sharded_step),
+    synchronized batch norm, and a batch the 4 devices do not divide."""
+    results = _group(tmp_path, 2, 2, "--tasks", "train,batch_norm,bad_batch", "--steps", "10")
+    failures = _check_one_step(results) + _check_ten_steps(results, 4)
+    failures += _check_batch_norm(results) + _check_bad_batch(results, 2, 2)
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
+def test_four_processes_of_two_devices(tmp_path):
+    """4 processes x 2 devices: one step of every model, variant and kind of step,
+    synchronized batch norm, and a batch the 8 devices do not divide."""
+    results = _group(tmp_path, 4, 2, "--tasks", "train,batch_norm,bad_batch")
+    failures = _check_one_step(results) + _check_batch_norm(results)
+    failures += _check_bad_batch(results, 4, 2)
+    assert not failures, "\n".join(failures)
 
 
 # --- faults ------------------------------------------------------------------------
