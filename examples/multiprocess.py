@@ -39,13 +39,17 @@ from dataclasses import dataclass
 from typing import IO
 
 __all__ = [
+    "HEARTBEAT_TIMEOUT_S",
+    "INIT_TIMEOUT_S",
     "LOOPBACK",
+    "SHUTDOWN_TIMEOUT_S",
     "LaunchError",
     "Proc",
     "check_port_free",
     "free_port",
     "initialize",
     "parse_address",
+    "python_module",
     "run",
     "simulate_devices",
     "start",
