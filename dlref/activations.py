@@ -15,7 +15,15 @@ import jax
 import jax.numpy as jnp
 
 from dlref import _checks
-from dlref._numerics import exp_sum, log_normalizer, neg_abs, row_max, sigmoid_from_exp
+from dlref._numerics import (
+    exp_sum,
+    log1p,
+    log_normalizer,
+    neg_abs,
+    row_max,
+    shifted_exp,
+    sigmoid_from_exp,
+)
 from dlref._op import op
 
 __all__ = ["sigmoid", "relu", "tanh", "softplus", "softmax", "log_softmax"]
@@ -28,7 +36,8 @@ __all__ = ["sigmoid", "relu", "tanh", "softplus", "softmax", "log_softmax"]
 def sigmoid(x: jax.Array) -> jax.Array:
     """Logistic sigmoid, elementwise: ``sigmoid(x) = 1 / (1 + exp(-x))``, in [0, 1].
 
-    Derivative: ``sigmoid'(x) = sigmoid(x) * (1 - sigmoid(x))``, at most 1/4 (at 0).
+    Derivative: ``sigmoid'(x) = sigmoid(x) * (1 - sigmoid(x))``, at most 1/4 (at 0),
+    computed as ``e / (1 + e * (2 + e))`` with ``e = exp(-|x|)``.
 
     Args:
       x: floating array of any shape.
@@ -39,22 +48,36 @@ def sigmoid(x: jax.Array) -> jax.Array:
     Numerics: computed by XLA's ``logistic`` primitive, which is stable in both
     tails: no overflow, and neither the value nor any gradient is NaN for a finite
     x (the textbook ``1 / (1 + exp(-x))`` overflows below about -88 in float32 and
-    its autodiff gradient is NaN there). In float64 it matches
-    ``scipy.special.expit`` to the last ulp down to x = -700. The value rounds to
-    exactly 0 or 1 in the far tails, where the gradient is 0.
+    its autodiff gradient is NaN there). It is not correctly rounded: on the CPU
+    it is off by up to 2.2 ulp in float32 and 2.3 ulp in float64 (measured over
+    200,000 points; tests/test_ulp.py asserts 2.5). The value rounds to exactly
+    0 or 1 in the far tails. The gradient keeps ``x``, not the value:
+    ``y * (1 - y)`` loses every digit of ``1 - y`` once y rounds to near 1
+    (x = 17 in float32 gives 0 for 4e-8), while ``e / (1 + e)**2`` is within 4
+    ulp in both tails, the square expanded as ``1 + e * (2 + e)`` so that only
+    one sum with 1 rounds (3.1 ulp measured over 160,000 points, 4.2 unexpanded;
+    tests/test_ulp.py).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import activations
+      >>> activations.sigmoid(jnp.array([-200.0, 0.0, 200.0]))  # saturates, no overflow
+      Array([0. , 0.5, 1. ], dtype=float32)
+      >>> print(jax.grad(activations.sigmoid)(0.0))  # the largest slope, 1/4
+      0.25
     """
     _checks.floating("sigmoid", x=x)
     return jax.lax.logistic(x)
 
 
 def _sigmoid_fwd(x):
-    y = sigmoid.autodiff(x)
-    return y, (y,)
+    return sigmoid.autodiff(x), (x,)
 
 
 def _sigmoid_bwd(res, dy):
-    (y,) = res
-    return (dy * (y * (1 - y)),)
+    (x,) = res
+    e = jnp.exp(neg_abs(x))  # sigmoid'(x) = sigmoid(|x|) sigmoid(-|x|) = e / (1 + e)**2
+    return (dy * (e / (1 + e * (2 + e))),)
 
 
 sigmoid.defvjp(_sigmoid_fwd, _sigmoid_bwd)
@@ -75,7 +98,23 @@ def relu(x: jax.Array) -> jax.Array:
 
     Returns:
       An array of the shape and dtype of ``x``; ``relu(NaN)`` is NaN (as
-      ``jax.nn.relu``), and so is its gradient: a NaN is never hidden as 0.
+      ``jax.nn.relu``: a NaN is never hidden as 0), and its gradient there is
+      the upstream gradient (the identity branch; jax.nn gives 0).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import activations
+      >>> activations.relu(jnp.array([-1.0, 0.0, 2.0]))
+      Array([0., 0., 2.], dtype=float32)
+      >>> print(jax.grad(activations.relu)(0.0))  # relu'(0) = 0
+      0.0
+
+    References:
+      Nair and Hinton, Rectified linear units improve restricted Boltzmann
+      machines, ICML 2010.
+
+      Bertoin, Bolte, Gerchinovitz and Pauwels, Numerical influence of ReLU'(0)
+      on backpropagation, NeurIPS 2021: the case for relu'(0) = 0.
     """
     _checks.floating("relu", x=x)
     return jnp.where(x <= 0, 0, x)  # NaN fails the test and passes through
@@ -104,7 +143,8 @@ def tanh(x: jax.Array) -> jax.Array:
     Equal to ``2 * sigmoid(2x) - 1``: a sigmoid rescaled to be zero-centred.
 
     Derivative: ``tanh'(x) = 1 - tanh(x)**2``, largest at 0 where it is 1 (four
-    times sigmoid'(0) = 1/4).
+    times sigmoid'(0) = 1/4), computed as ``4 e / (1 + e * (2 + e))`` with
+    ``e = exp(-2|x|)``.
 
     Args:
       x: floating array of any shape.
@@ -112,21 +152,35 @@ def tanh(x: jax.Array) -> jax.Array:
     Returns:
       An array of the shape and dtype of ``x``.
 
-    Numerics: XLA's tanh saturates to exactly +-1 for large |x|, where the
-    gradient is 0; no exp is formed, so nothing overflows.
+    Numerics: the value is XLA's tanh, which saturates to exactly +-1 for large
+    |x| and forms no exp, so nothing overflows. It is not correctly rounded: on
+    the CPU it is off by up to 4.03 ulp in float32 and 6.92 ulp in float64
+    (measured over 20,000 points; tests/test_ulp.py asserts 4.5 and 7.5). The
+    gradient keeps ``x``, not the value: ``1 - y**2`` loses every digit once y
+    rounds to near +-1 (x = 9 in float32 gives 0 for 6e-8), while
+    ``4 e / (1 + e)**2`` (the square expanded, as for sigmoid) is within 4 ulp
+    for every x (3.5 measured over 160,000 points).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import activations
+      >>> activations.tanh(jnp.array([-200.0, 0.0, 200.0]))  # saturates at +-1
+      Array([-1.,  0.,  1.], dtype=float32)
+      >>> print(jax.grad(activations.tanh)(0.0))  # four times sigmoid'(0)
+      1.0
     """
     _checks.floating("tanh", x=x)
     return jnp.tanh(x)
 
 
 def _tanh_fwd(x):
-    y = tanh.autodiff(x)
-    return y, (y,)
+    return tanh.autodiff(x), (x,)
 
 
 def _tanh_bwd(res, dy):
-    (y,) = res
-    return (dy * (1 - y * y),)
+    (x,) = res
+    e = jnp.exp(2 * neg_abs(x))  # 1 - tanh(x)**2 = 4 e / (1 + e)**2
+    return (dy * (4 * e / (1 + e * (2 + e))),)
 
 
 tanh.defvjp(_tanh_fwd, _tanh_bwd)
@@ -152,10 +206,33 @@ def softplus(x: jax.Array) -> jax.Array:
 
     Numerics: computed as ``relu(x) + log1p(exp(-|x|))``; the exp is of a
     non-positive number and never overflows, and log1p keeps precision where
-    exp(-|x|) is tiny.
+    exp(-|x|) is tiny (dlref's own log1p: XLA's is off by 2.3 ulp in float32).
+    XLA's exp (up to 1.5 ulp) followed by log1p leaves the value within 2.5 ulp
+    (2.21 measured over 200,000 points; tests/test_ulp.py).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import activations
+      >>> x = jnp.array([-200.0, 0.0, 200.0])
+      >>> activations.softplus(x)  # 0, log(2), x: no overflow
+      Array([  0.       ,   0.6931472, 200.       ], dtype=float32)
+      >>> print(jax.grad(activations.softplus)(0.0))  # softplus' = sigmoid
+      0.5
+      >>> x = jnp.linspace(-3.0, 3.0, 7)  # Hinton's sum of shifted sigmoids
+      >>> approx = sum(activations.sigmoid(x - i + 0.5) for i in range(1, 100))
+      >>> bool(jnp.all(jnp.abs(approx - activations.softplus(x)) < 0.02))
+      True
+
+    References:
+      Dugas, Bengio, Belisle, Nadeau and Garcia, Incorporating second-order
+      functional knowledge for better option pricing, NIPS 13 (2001).
+
+      Nair and Hinton, Rectified linear units improve restricted Boltzmann
+      machines, ICML 2010: ``sum_{i>=1} sigmoid(x - i + 0.5)`` approximates
+      ``softplus(x)``.
     """
     _checks.floating("softplus", x=x)
-    return jnp.where(x > 0, x, 0) + jnp.log1p(jnp.exp(neg_abs(x)))
+    return jnp.where(x > 0, x, 0) + log1p(jnp.exp(neg_abs(x)))
 
 
 def _softplus_fwd(x):
@@ -173,11 +250,11 @@ softplus.defvjp(_softplus_fwd, _softplus_bwd)
 # --- softmax -----------------------------------------------------------------
 
 
-def _shifted(fn: str, x, axis: int):
-    """``x - max(x)`` along ``axis``; the max is a constant to autodiff."""
+def _shifted_exp(fn: str, x, axis: int):
+    """``exp(x - max(x))`` along ``axis``; the max is a constant to autodiff."""
     _checks.floating(fn, x=x)
     _checks.min_rank(fn, "x", x, 1, "the axis to normalize over")
-    return x - row_max(x, axis)
+    return shifted_exp(x, row_max(x, axis))
 
 
 @op
@@ -199,11 +276,34 @@ def softmax(x: jax.Array, axis: int = -1) -> jax.Array:
 
     Numerics: the row maximum is subtracted first (a constant to autodiff, via
     ``stop_gradient``; softmax does not change), so every exponent is <= 0 and
-    nothing overflows for large logits. Masked entries set to ``-inf`` get
-    probability 0 and gradient 0, with no NaN, as long as one entry of the slice
-    is finite (a slice of all ``-inf`` is NaN, as in jax.nn).
+    nothing overflows for large logits. ``x - max`` rounds where the two differ
+    in magnitude, and exp would multiply that rounding error by ``|x - max|``
+    (up to 2**9 ulp in float64); its exact remainder is added back
+    (``exp(d + r) = e + e * r``), so each probability is within 3.5 ulp (XLA's
+    exp, the sum and the quotient; 3.01 the worst measured). The gradient is a
+    difference that is 0 for a constant ``dy``: it is within 5 ulp of the size
+    of its terms, ``y * (|dy| + sum(|dy| * y))`` (4.34 the worst measured;
+    tests/test_ulp.py). Masked entries set to ``-inf`` get probability 0 and gradient 0, with no
+    NaN, as long as one entry of the slice is finite (a slice of all ``-inf`` is
+    NaN, as in jax.nn).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import activations
+      >>> x = jnp.log(jnp.array([[1.0, 3.0], [1.0, 1.0]]))
+      >>> activations.softmax(x).round(4)  # each row sums to 1
+      Array([[0.25, 0.75],
+             [0.5 , 0.5 ]], dtype=float32)
+      >>> activations.softmax(x, 0).round(4)  # the axis, positionally: each column
+      Array([[0.5 , 0.75],
+             [0.5 , 0.25]], dtype=float32)
+
+    References:
+      Bridle, Probabilistic interpretation of feedforward classification
+      network outputs, with relationships to statistical pattern recognition,
+      in Neurocomputing, Springer (1990): the name and the normalized exponential.
     """
-    e = jnp.exp(_shifted("softmax", x, axis))
+    e = _shifted_exp("softmax", x, axis)
     return e / jnp.sum(e, axis=axis, keepdims=True)
 
 
@@ -239,9 +339,21 @@ def log_softmax(x: jax.Array, axis: int = -1) -> jax.Array:
 
     Numerics: the row maximum is subtracted first (``stop_gradient``), so the
     log-sum-exp is of numbers <= 0 and its argument is in [1, n]: no overflow and
-    no log(0). Computing ``log(softmax(x))`` instead would give -inf where the
-    softmax underflows. Masked ``-inf`` entries give ``-inf`` and a gradient of
-    0, with no NaN, while one entry of the slice is finite.
+    no log(0). The log of that sum is taken as ``log1p`` of its terms after one
+    maximal entry, so a confident maximum keeps its small log-probability
+    (``log`` of the rounded sum gives 0 for -4e-8 in float32). Computing
+    ``log(softmax(x))`` instead would give -inf where the softmax underflows.
+    Masked ``-inf`` entries give ``-inf``, with no NaN, while one entry of the
+    slice is finite; their gradient is the cotangent itself, ``dx_i = dy_i``
+    (the true derivative: softmax is 0 there), not 0.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import activations
+      >>> activations.log_softmax(jnp.array([0.0, 0.0]))  # log(1/2)
+      Array([-0.6931472, -0.6931472], dtype=float32)
+      >>> activations.log_softmax(jnp.array([0.0, -jnp.inf]))  # a masked entry: no NaN
+      Array([  0., -inf], dtype=float32)
     """
     _checks.floating("log_softmax", x=x)
     _checks.min_rank("log_softmax", "x", x, 1, "the axis to normalize over")
@@ -256,7 +368,7 @@ def _log_softmax_fwd(x, *, axis=-1):
 
 def _log_softmax_bwd(res, dy, *, axis=-1):
     x, top, exp_sum = res
-    probs = jnp.exp(x - top) / exp_sum  # the forward's exponentials
+    probs = shifted_exp(x, top) / exp_sum  # the forward's exponentials
     return (dy - probs * jnp.sum(dy, axis=axis, keepdims=True),)
 
 

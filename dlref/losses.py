@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dlref import _checks
 from dlref._checks import InputError
 from dlref._numerics import (
     abs0,
     exp_sum,
+    log1p,
     log_normalizer,
     nan_where_not,
     neg_abs,
-    sigmoid_from_exp,
+    shifted_exp,
+    two_sum,
     valid_labels,
 )
 from dlref._op import op
@@ -46,13 +49,20 @@ __all__ = [
 ]
 
 
-def _check_pair(fn: str, **arrays) -> None:
-    """Two floating arrays of one dtype and one shape, with a feature axis."""
+def _check_pair(fn: str, *, mean: bool = False, unit: tuple[str, ...] = (), **arrays) -> None:
+    """Two floating arrays of one dtype and one shape, with a feature axis; for a
+    ``mean`` over it, a non-empty one; the arrays named in ``unit`` in [0, 1]."""
+    _checks.arrays(fn, **arrays)
     _checks.floating(fn, **arrays)
     _checks.same_dtype(fn, **arrays)
     _checks.same_shape(fn, **arrays)
     name, x = next(iter(arrays.items()))
     _checks.min_rank(fn, name, x, 1, "the last axis holds one example's features")
+    if mean and x.shape[-1] == 0:
+        raise InputError(
+            f"{fn}: `{name}` has an empty last axis: its mean is undefined; got shape {x.shape}"
+        )
+    _checks.in_unit_interval(fn, **{k: arrays[k] for k in unit})
 
 
 def _clip_probs(p, low, high):
@@ -82,8 +92,15 @@ def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
 
     Returns:
       The loss, shape ``(...)``; 0 exactly when ``pred == target``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import losses
+      >>> pred = jnp.array([[1.0, 2.0], [0.0, 0.0]])  # two examples
+      >>> losses.mse(pred, jnp.array([[1.0, 4.0], [1.0, -1.0]]))  # the batch is kept
+      Array([2., 1.], dtype=float32)
     """
-    _check_pair("mse", pred=pred, target=target)
+    _check_pair("mse", mean=True, pred=pred, target=target)
     r = pred - target
     return jnp.mean(r * r, axis=-1)
 
@@ -94,7 +111,8 @@ def _mse_fwd(pred, target):
 
 def _mse_bwd(res, dy):
     pred, target = res
-    dpred = dy[..., None] * ((2 / pred.shape[-1]) * (pred - target))
+    # dy * 2/d first: the one product with the residual cannot overflow before the end
+    dpred = (dy[..., None] * (2 / pred.shape[-1])) * (pred - target)
     return dpred, -dpred
 
 
@@ -118,12 +136,20 @@ def mae(pred: jax.Array, target: jax.Array) -> jax.Array:
 
     Returns:
       The loss, shape ``(...)``.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import losses
+      >>> losses.mae(jnp.array([[1.0, 2.0]]), jnp.array([[1.0, 4.0]]))
+      Array([1.], dtype=float32)
+      >>> jax.grad(losses.mae)(jnp.array([0.0, 1.0]), jnp.zeros(2))  # 0 at the kink
+      Array([0. , 0.5], dtype=float32)
     """
     return _mean_abs(pred, target, abs0)  # derivative sign(r), 0 at 0
 
 
 def _mean_abs(pred, target, absolute):
-    _check_pair("mae", pred=pred, target=target)
+    _check_pair("mae", mean=True, pred=pred, target=target)
     return jnp.mean(absolute(pred - target), axis=-1)
 
 
@@ -134,7 +160,10 @@ def _mae_fwd(pred, target):
 
 def _mae_bwd(res, dy):
     pred, target = res
-    dpred = dy[..., None] * (jnp.sign(pred - target) / pred.shape[-1])
+    # The sign by comparison: pred - target may be subnormal and flushed to 0
+    # (XLA on the CPU), which would make the slope 0 away from the kink. NaN stays NaN.
+    sign = jnp.where(pred > target, 1, jnp.where(pred < target, -1, jnp.sign(pred - target)))
+    dpred = dy[..., None] * (sign / pred.shape[-1])
     return dpred, -dpred
 
 
@@ -146,8 +175,9 @@ mae.defvjp(_mae_fwd, _mae_bwd)
 
 def _check_signs(fn: str, labels) -> None:
     if _checks.is_concrete(labels) and labels.size:
-        bad = jnp.abs(labels) != 1
-        if bool(jnp.any(bad)):
+        labels = np.asarray(labels)  # numpy: a concrete closure under jit stays concrete
+        bad = np.abs(labels) != 1
+        if np.any(bad):
             raise InputError(
                 f"{fn}: `labels` must be -1 or +1; got {labels[bad][:5].tolist()} among them"
             )
@@ -171,8 +201,21 @@ def hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:
     Numerics: labels other than -1 and +1 (0/1 labels, say) raise when
     concrete; under ``jit`` they make the example's loss and gradients NaN. A
     NaN score gives a NaN loss (never the 0 of a failed ``margin > 0``).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import losses
+      >>> scores, labels = jnp.array([2.0, 1.0, 0.5, -1.0]), jnp.ones(4)
+      >>> losses.hinge(scores, labels)  # the mean of 0, 0, 0.5 and 2
+      Array(0.625, dtype=float32)
+      >>> jax.grad(losses.hinge)(scores, labels)  # 0 at exactly the margin (score 1)
+      Array([ 0.  ,  0.  , -0.25, -0.25], dtype=float32)
+
+    References:
+      Cortes and Vapnik, Support-vector networks, Machine Learning 20(3),
+      273-297 (1995).
     """
-    _check_pair("hinge", scores=scores, labels=labels)
+    _check_pair("hinge", mean=True, scores=scores, labels=labels)
     _check_signs("hinge", labels)
     margin = nan_where_not(jnp.abs(labels) == 1, 1 - labels * scores)
     return jnp.mean(jnp.where(margin <= 0, 0, margin), axis=-1)
@@ -201,7 +244,11 @@ def _multiclass_parts(scores, labels):
     own = _one_hot(labels, scores)
     rivals = jnp.where(own > 0, -jnp.inf, scores)
     rival = jnp.max(rivals, axis=-1)
-    margin = 1 + rival - jnp.sum(own * scores, axis=-1)
+    # 1 - (s_y - rival) with the difference kept exactly (lead + lo): near the
+    # margin 1 + rival - s_y cancels, and a rounded 1 + rival would leave only
+    # noise (and a gradient switched on or off by it).
+    lead, lo = two_sum(jnp.sum(own * scores, axis=-1), -rival)
+    margin = (1 - lead) - lo
     return own, rivals, rival, margin
 
 
@@ -227,6 +274,20 @@ def multiclass_hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:
 
     Numerics: labels outside [0, C) raise when concrete; under ``jit`` they
     make that example's loss and gradient NaN. A NaN score gives a NaN loss.
+    The margin is ``1 - (s_y - rival)`` with the difference carried exactly
+    (TwoSum), so it is correctly rounded near 0 and its sign, which switches the
+    gradient, is exact.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import losses
+      >>> scores = jnp.array([[3.0, 1.0, 0.0], [1.0, 0.5, 2.0]])
+      >>> losses.multiclass_hinge(scores, jnp.array([0, 0]))  # 0, then 1 + 2 - 1
+      Array([0., 2.], dtype=float32)
+
+    References:
+      Crammer and Singer, On the algorithmic implementation of multiclass
+      kernel-based vector machines, JMLR 2, 265-292 (2001).
     """
     _checks.class_labels("multiclass_hinge", scores, labels, "scores")
     if scores.shape[-1] < 2:
@@ -270,7 +331,7 @@ def binary_cross_entropy(probs: jax.Array, targets: jax.Array) -> jax.Array:
     ``loss = -sum(t * log(p) + (1 - t) * log(1 - p))`` over the last axis.
 
     Derivative: ``dp = (p - t) / (p * (1 - p)) * dy`` and
-    ``dt = -(log(p) - log(1 - p)) * dy``.
+    ``dt = -(log(p) - log(1 - p)) * dy = log((1 - p) / p) * dy``.
 
     Args:
       probs: predicted probabilities in [0, 1], floating, shape ``(..., d)``.
@@ -286,12 +347,28 @@ def binary_cross_entropy(probs: jax.Array, targets: jax.Array) -> jax.Array:
     float64, 15.9 in float32). The clip passes the gradient straight through:
     the derivative is the formula's at the clipped p, so a confidently wrong
     prediction keeps a large, finite gradient (at most 1/eps) instead of none.
-    ``log(1 - p)`` is computed as ``log1p(-p)``. For logits use
+    ``log(1 - p)`` is computed as ``log1p(-p)`` (dlref's own: XLA's log1p is off
+    by up to 128 ulp in float64 for p in [0.3, 0.6]). ``dt`` is formed as
+    ``log1p((1 - 2p) / p)`` for p in [1/4, 3/4], where ``log p - log(1 - p)``
+    cancels (it is 0 at p = 1/2), and as that difference elsewhere. For logits use
     :func:`binary_cross_entropy_with_logits`, which needs no clip.
+    Probabilities or targets outside [0, 1] raise when concrete; under ``jit``
+    such probabilities are clipped as above and such targets give a meaningless
+    (possibly negative) loss.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import losses
+      >>> probs, targets = jnp.array([[0.5], [0.0]]), jnp.array([[1.0], [1.0]])
+      >>> losses.binary_cross_entropy(probs, targets)  # log(2); p = 0 is clipped to eps
+      Array([ 0.6931472, 15.942385 ], dtype=float32)
+
+    References:
+      Shannon (1948); Cover and Thomas (2006): see :func:`categorical_cross_entropy`.
     """
-    _check_pair("binary_cross_entropy", probs=probs, targets=targets)
+    _check_pair("binary_cross_entropy", unit=("probs", "targets"), probs=probs, targets=targets)
     p = _clip_probs(probs, *_unit_bounds(probs))
-    return -jnp.sum(targets * jnp.log(p) + (1 - targets) * jnp.log1p(-p), axis=-1)
+    return -jnp.sum(targets * jnp.log(p) + (1 - targets) * log1p(-p), axis=-1)
 
 
 def _binary_cross_entropy_fwd(probs, targets):
@@ -302,7 +379,16 @@ def _binary_cross_entropy_bwd(res, dy):
     probs, targets = res
     p = _clip_probs(probs, *_unit_bounds(probs))  # the forward's p, log p, log1p(-p)
     dy = dy[..., None]
-    return dy * ((p - targets) / (p * (1 - p))), -dy * (jnp.log(p) - jnp.log1p(-p))
+    return dy * ((p - targets) / (p * (1 - p))), dy * _log_odds_against(p)
+
+
+def _log_odds_against(p):
+    """``log((1 - p) / p)`` to a few ulps: ``log1p((1 - 2p) / p)`` on [1/4, 3/4],
+    where ``1 - 2p`` is exact and the two logs would cancel; their difference
+    elsewhere, where they do not."""
+    middle = (p >= 0.25) & (p <= 0.75)
+    q = jnp.where(middle, p, 0.5)  # the other branch's input, kept harmless
+    return jnp.where(middle, log1p((1 - 2 * q) / q), log1p(-p) - jnp.log(p))
 
 
 binary_cross_entropy.defvjp(_binary_cross_entropy_fwd, _binary_cross_entropy_bwd)
@@ -333,14 +419,30 @@ def binary_cross_entropy_with_logits(logits: jax.Array, targets: jax.Array) -> j
     keeps its tiny loss (z = 100, t = 1 gives 3.7e-44, not 0). The textbook
     order ``softplus(z) - t * z`` rounds the small term against the large one
     first: it loses bits from z of a few units and gives 0 from z of about 15
-    in float32 and 34 in float64. The exp is of a non-positive number and never
-    overflows, and no clip is needed; ``log(sigmoid(z))`` would underflow to
-    -inf for z below about -104 in float32.
+    in float32 and 34 in float64. ``relu(z) - t * z`` is formed as
+    ``z * (1 - t)`` for z > 0 and ``-t * z`` otherwise (``1 - t`` is exact for
+    t >= 1/2), so a soft target near 1 does not cancel either; both terms are
+    >= 0; each entry is within 2.5 ulp (XLA's exp, then log1p, as in softplus).
+    The exp is of a non-positive number and never overflows, and no clip
+    is needed; ``log(sigmoid(z))`` would underflow to -inf for z below about
+    -104 in float32. The gradient ``sigmoid(z) - t`` is formed as
+    ``(1 - t) - sigmoid(-z)`` for z > 0, so with t = 1 it is ``-sigmoid(-z)`` to
+    a few ulps rather than the rounding noise of ``sigmoid(z) - 1``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import losses
+      >>> logits, targets = jnp.array([[0.0], [20.0]]), jnp.array([[1.0], [1.0]])
+      >>> losses.binary_cross_entropy_with_logits(logits, targets)  # log(2); the tiny loss kept
+      Array([6.9314718e-01, 2.0611537e-09], dtype=float32)
     """
-    _check_pair("binary_cross_entropy_with_logits", logits=logits, targets=targets)
+    _check_pair(
+        "binary_cross_entropy_with_logits", unit=("targets",), logits=logits, targets=targets
+    )
     z = logits
-    per_entry = (jnp.where(z > 0, z, 0) - targets * z) + jnp.log1p(jnp.exp(neg_abs(z)))
-    return jnp.sum(per_entry, axis=-1)
+    # relu(z) - t z without cancellation: z (1 - t) for z > 0, -t z otherwise
+    linear = z * jnp.where(z > 0, 1 - targets, -targets)
+    return jnp.sum(linear + log1p(jnp.exp(neg_abs(z))), axis=-1)
 
 
 def _bce_logits_fwd(logits, targets):
@@ -350,7 +452,10 @@ def _bce_logits_fwd(logits, targets):
 def _bce_logits_bwd(res, dy):
     logits, targets = res
     dy = dy[..., None]
-    return dy * (sigmoid_from_exp(logits) - targets), -dy * logits
+    e = jnp.exp(neg_abs(logits))
+    low = e / (1 + e)  # sigmoid(-|z|): sigmoid(z) - t = (1 - t) - low for z > 0
+    dlogits = jnp.where(logits > 0, (1 - targets) - low, low - targets)
+    return dy * dlogits, -dy * logits
 
 
 binary_cross_entropy_with_logits.defvjp(_bce_logits_fwd, _bce_logits_bwd)
@@ -379,9 +484,26 @@ def categorical_cross_entropy(probs: jax.Array, targets: jax.Array) -> jax.Array
     Numerics: ``p`` is clipped below at eps, the dtype's machine epsilon, with
     the gradient passed straight through (see :func:`binary_cross_entropy`), so
     p = 0 gives a finite loss and gradient. For logits use
-    :func:`softmax_cross_entropy`.
+    :func:`softmax_cross_entropy`. Entries outside [0, 1] (a negative target
+    probability) raise when concrete; under ``jit`` they are not checked.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import losses
+      >>> probs = jnp.array([0.5, 0.25, 0.25])
+      >>> losses.categorical_cross_entropy(probs, jnp.array([0.0, 1.0, 0.0]))  # -log(1/4)
+      Array(1.3862944, dtype=float32)
+
+    References:
+      Shannon, A mathematical theory of communication, Bell System Technical
+      Journal 27, 379-423 and 623-656 (1948).
+
+      Cover and Thomas, Elements of Information Theory, 2nd ed., Wiley (2006),
+      chapter 2: the cross-entropy of ``t`` and ``p`` is ``H(t) + D(t || p)``.
     """
-    _check_pair("categorical_cross_entropy", probs=probs, targets=targets)
+    _check_pair(
+        "categorical_cross_entropy", unit=("probs", "targets"), probs=probs, targets=targets
+    )
     p = _clip_probs(probs, jnp.finfo(probs.dtype).eps, 1)
     return -jnp.sum(targets * jnp.log(p), axis=-1)
 
@@ -425,14 +547,29 @@ def softmax_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
       The loss, shape ``(...)``.
 
     Numerics: ``log_softmax(z) = (z - max) - log(sum(exp(z - max)))``, stable for
-    any finite logits. The backward keeps only the per-example max and log-sum
-    and recomputes ``softmax(z)`` from the logits, so no (batch, C) array of
-    log-probabilities is stored. Logits masked with ``-inf`` where the target is
-    0 contribute 0 (not ``0 * -inf = NaN``) and get gradient 0; their derivative
-    with respect to the target, mathematically +inf, is set to 0. A masked true
-    class gives loss +inf.
+    any finite logits; the log of the sum is ``log1p`` of its terms after one
+    maximal entry, so a confident, correct prediction keeps its small loss (see
+    :func:`dlref.activations.log_softmax`). The backward keeps only per-example
+    scalars (max, log-sum, sum) and recomputes ``softmax(z)`` from the logits,
+    so no (batch, C) array of log-probabilities is stored. The gradient
+    ``softmax(z) * sum(t) - t`` is a difference: where its two terms nearly
+    cancel (a confident true class) it is accurate to 4.5 ulp of the larger
+    term (3.92 the worst measured; tests/test_ulp.py), not of the result.
+    Logits masked with ``-inf`` where the target is 0 contribute 0 (not
+    ``0 * -inf = NaN``) and get gradient 0; their derivative with respect to
+    the target, mathematically +inf, is set to 0. A masked true class gives
+    loss +inf.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import losses
+      >>> targets = jnp.array([0.0, 1.0, 0.0, 0.0])
+      >>> losses.softmax_cross_entropy(jnp.zeros(4), targets)  # log(4)
+      Array(1.3862944, dtype=float32)
+      >>> jax.grad(losses.softmax_cross_entropy)(jnp.zeros(4), targets)  # softmax(z) - t
+      Array([ 0.25, -0.75,  0.25,  0.25], dtype=float32)
     """
-    _check_pair("softmax_cross_entropy", logits=logits, targets=targets)
+    _check_pair("softmax_cross_entropy", unit=("targets",), logits=logits, targets=targets)
     top, log_sum = log_normalizer(logits, -1)
     log_p = _masked((logits - top) - log_sum, targets)
     return -jnp.sum(targets * log_p, axis=-1)
@@ -440,16 +577,16 @@ def softmax_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
 
 def _softmax_cross_entropy_fwd(logits, targets):
     loss = softmax_cross_entropy.autodiff(logits, targets)
-    top, _ = log_normalizer(logits, -1)
-    return loss, (logits, targets, top, exp_sum(logits, top, -1))
+    top, log_sum = log_normalizer(logits, -1)
+    return loss, (logits, targets, top, log_sum, exp_sum(logits, top, -1))
 
 
 def _softmax_cross_entropy_bwd(res, dy):
-    logits, targets, top, exp_sum = res
-    log_p = _masked((logits - top) - jnp.log(exp_sum), targets)
+    logits, targets, top, log_sum, exp_sum = res
+    log_p = _masked((logits - top) - log_sum, targets)  # the forward's log-probabilities
     dy = dy[..., None]
     scale = dy * jnp.sum(targets, axis=-1, keepdims=True) / exp_sum  # one division per row
-    return jnp.exp(logits - top) * scale - dy * targets, -dy * log_p
+    return shifted_exp(logits, top) * scale - dy * targets, -dy * log_p
 
 
 softmax_cross_entropy.defvjp(_softmax_cross_entropy_fwd, _softmax_cross_entropy_bwd)
@@ -479,6 +616,13 @@ def softmax_cross_entropy_with_integer_labels(logits: jax.Array, labels: jax.Arr
     recomputes ``softmax(z)`` from the logits and the per-example max and
     log-sum. Masked ``-inf`` logits get gradient 0. Labels outside [0, C) raise
     when concrete; under ``jit`` they make that example's loss and gradient NaN.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from dlref import losses
+      >>> logits, labels = jnp.zeros((2, 4)), jnp.array([1, 3])  # labels: shape (batch,)
+      >>> losses.softmax_cross_entropy_with_integer_labels(logits, labels)  # log(4) each
+      Array([1.3862944, 1.3862944], dtype=float32)
     """
     _checks.class_labels("softmax_cross_entropy_with_integer_labels", logits, labels)
     top, log_sum = log_normalizer(logits, -1)
@@ -495,7 +639,7 @@ def _sce_labels_fwd(logits, labels):
 def _sce_labels_bwd(res, dy):
     logits, labels, top, exp_sum = res
     dy = nan_where_not(valid_labels(labels, logits.shape[-1]), dy)
-    probs_dy = jnp.exp(logits - top) * (dy[..., None] / exp_sum)  # one division per row
+    probs_dy = shifted_exp(logits, top) * (dy[..., None] / exp_sum)  # one division per row
     # Subtract dy at each true class in place: a scatter of one entry per
     # example, where a one-hot would be a compare over every logit.
     true_class = (*jnp.indices(labels.shape, sparse=True), labels)
@@ -509,7 +653,8 @@ softmax_cross_entropy_with_integer_labels.defvjp(_sce_labels_fwd, _sce_labels_bw
 
 
 def _soft_counts(probs, targets):
-    """The soft counts of each example, scaled by its largest entry ``c``.
+    """The soft counts of each example, scaled by ``c``, the power of two at or
+    below its largest entry (so the scaling is exact).
 
     Returns ``c`` (shape ``(..., 1)``, held constant), the scaled inputs
     ``p = probs / c`` and ``t = targets / c``, ``tp = sum(p * t)`` and
@@ -517,7 +662,7 @@ def _soft_counts(probs, targets):
     ``sum(probs) + sum(targets) = c * s``, so soft F1 = ``2 * c * tp / s``. An
     example whose entries are all below the dtype's smallest normal number
     (zeros or subnormals, which CPUs may flush to zero) gets ``c = 1`` and
-    ``s = 0``; any other has ``s >= 1`` (its largest entry scales to 1).
+    ``s = 0``; any other has ``s >= 1`` (its largest entry scales into [1, 2)).
     """
     tiny = jnp.finfo(probs.dtype).tiny
     top = jnp.maximum(
@@ -525,7 +670,9 @@ def _soft_counts(probs, targets):
         jnp.max(targets, axis=-1, keepdims=True, initial=0),
     )
     nonzero = ~(top < tiny)  # NaN counts as nonzero, and so propagates
-    c = jax.lax.stop_gradient(jnp.where(nonzero, top, 1))
+    _, exponent = jnp.frexp(top)  # top = mantissa * 2**exponent, mantissa in [1/2, 1)
+    power = jnp.ldexp(jnp.ones_like(top), exponent - 1)
+    c = jax.lax.stop_gradient(jnp.where(nonzero, power, 1))
     p, t = probs / c, targets / c
     tp = jnp.sum(p * t, axis=-1)
     s = jnp.where(nonzero[..., 0], jnp.sum(p + t, axis=-1), 0)
@@ -579,17 +726,40 @@ def soft_f1(probs: jax.Array, targets: jax.Array) -> jax.Array:
     ``zero_division=0``; the gradient, whose limit depends on the direction,
     is set to 0. An example whose entries are all subnormal counts as all-zero.
     Both soft counts are computed on the inputs divided by the example's
-    largest entry (held constant, as softmax's max), which leaves the ratio
-    unchanged and keeps the scaled ``S >= 1``: neither the backward nor
-    autodiff of this forward (whose ``1 / S**2`` overflows for tiny S) then
-    divides by a tiny number. A consequence of F1 itself: an example with no
+    largest entry rounded down to a power of two (held constant, as softmax's
+    max; the division is exact), which leaves the ratio unchanged and keeps
+    the scaled ``S >= 1``: neither the backward nor autodiff of this forward
+    (whose ``1 / S**2`` overflows for tiny S) then divides by a tiny number.
+    The value is formed as the soft misses over the counts, ``sum(p (1 - t) +
+    t (1 - p)) / S``, whose terms are all >= 0: the equal ``1 - 2 TP / S``
+    loses the digits of a good prediction's small loss (p = 1 - 2**-24, t = 1
+    in float32 gave 6.0e-8 for 3.0e-8). The value takes about six roundings:
+    it is within 3 ulp for one entry and 4 ulp for rows of 4 (2.5 and 3.4 the
+    worst measured), the gradient within 5 ulp of ``max(f, 2 t) / S`` (4.7;
+    tests/test_ulp.py). A consequence of F1 itself: an example with no
     positive target has loss 1 whatever its predictions (F1 = 0) and no
     gradient for ``probs``, so false positives there are not pushed down;
     compute the loss over a batch axis when that matters.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from dlref import losses
+      >>> targets = jnp.array([1.0, 0.0, 0.0])
+      >>> losses.soft_f1(jnp.array([1.0, 0.0, 1.0]), targets)  # 0/1 probabilities: 1 - F1
+      Array(0.33333334, dtype=float32)
+      >>> jax.grad(losses.soft_f1)(jnp.array([0.5, 0.5, 0.0]), targets)  # raises p where t = 1
+      Array([-0.75,  0.25,  0.25], dtype=float32)
+
+    References:
+      van Rijsbergen, Information Retrieval, 2nd ed., Butterworths (1979),
+      chapter 7: the F measure. The soft counts above make it a smooth surrogate.
     """
-    _check_pair("soft_f1", probs=probs, targets=targets)
-    c, _, _, tp, s = _soft_counts(probs, targets)
-    return 1 - jnp.where(s <= 0, 0, 2 * c[..., 0] * tp / _safe(s))
+    _check_pair("soft_f1", unit=("probs", "targets"), probs=probs, targets=targets)
+    _, p, t, _, s = _soft_counts(probs, targets)
+    # 1 - 2 TP / S = (soft FP + soft FN) / S = sum(p (1 - t) + t (1 - p)) / S: a
+    # sum of non-negative terms, where 1 - 2 TP / S cancels for a good prediction.
+    misses = jnp.sum(p * (1 - targets) + t * (1 - probs), axis=-1)
+    return jnp.where(s <= 0, 1, misses / _safe(s))
 
 
 def _soft_f1_fwd(probs, targets):
