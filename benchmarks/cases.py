@@ -24,6 +24,7 @@ gradients with respect to dlref's arguments, so every variant is held to the
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlref import OpSpec
+from dlref._registry import Arg, draw
 
 PLAIN_ABS = {
     "mae": lambda pred, target: jnp.mean(jnp.abs(pred - target), axis=-1),
@@ -82,12 +84,28 @@ def _tree_vdot(a, b):
 
 
 def example_args(spec: OpSpec, seed: int, dtype: Any, size: tuple[int, ...]) -> tuple:
-    """The registry's example inputs, drawn by one compiled program (drawn op
-    by op, each random array would compile a program of its own) from XLA's
-    own generator (``rbg``: its programs compile several times faster than
-    threefry's)."""
+    """The registry's example inputs (``spec.example_args``), drawn by one
+    compiled program from XLA's own generator (``rbg``, whose programs compile
+    several times faster than threefry's); ops whose inputs look alike (the same
+    domains and shapes) share that program."""
     key = jax.random.key(seed, impl="rbg")
-    return jax.jit(lambda key: spec.example_args(key, dtype, size))(key)
+    leaves, treedef = jax.tree.flatten(spec.args(size), is_leaf=lambda x: isinstance(x, Arg))
+    try:
+        drawn = _drawer(tuple(leaves), jnp.dtype(dtype).name)(key)
+    except TypeError:  # inputs described otherwise: the registry draws them
+        return jax.jit(lambda key: spec.example_args(key, dtype, size))(key)
+    return tuple(jax.tree.unflatten(treedef, drawn))
+
+
+@functools.cache
+def _drawer(leaves: tuple[Arg, ...], dtype: str):
+    """What :meth:`OpSpec.example_args` does, as one compiled program per inputs' look."""
+
+    def draw_all(key):
+        keys = jax.random.split(key, len(leaves))
+        return [draw(arg, k, dtype) for arg, k in zip(leaves, keys, strict=True)]
+
+    return jax.jit(draw_all)
 
 
 def random_like(seed: int, tree: Any) -> Any:

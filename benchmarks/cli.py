@@ -14,11 +14,12 @@ hand-written backward, with JAX autodiff of the same forward, and with the
 peer library (jax.nn, optax, flax; cuDNN's LSTM on a GPU), plus two
 end-to-end training steps (an MLP and an LSTM, with an optax update).
 
-Default mode (quick): every op at its two CPU-sized sizes, 15 interleaved
-rounds in a shuffled order, within a 300 s budget (about 4 minutes on 2 CPU
-cores). --full: the GPU sizes, 31 rounds, 480 s budget (fits 8 minutes on one
-H100/H200; --plan shows the estimate). --sweep: each op over sizes from
-launch-bound to memory-bound. --smoke: tiny sizes, correctness only.
+Default mode (quick): every op at its two CPU-sized sizes and each training
+step at one, 15 interleaved rounds in a shuffled order (7 where a call takes
+10 ms or more), within a 300 s budget. --full: the GPU sizes, 31 rounds (15
+for calls of 50 ms or more), 480 s budget (fits 8 minutes on one H100/H200;
+--plan shows the estimate). --sweep: each op over sizes from launch-bound to
+memory-bound. --smoke: tiny sizes, correctness only.
 
 Results: a table on the terminal; a JSON file (written after every row), a
 Markdown report and PNG charts in --out (default benchmarks/results/). A

@@ -5,7 +5,7 @@ A run is a list of :class:`Item` (one row each). Its duration is estimated per
 row from the row's bytes and flops at the device's rates, a launch overhead
 per call (and per step of a recurrence), the number of timed samples, and a
 compile allowance per program (see :mod:`benchmarks.cost`). When the estimate
-exceeds the budget, the planner first lowers the repeats (to 9 at least, the
+exceeds the budget, the planner first lowers the rounds (to 9 at least, the
 fewest that give a median interval narrower than the sample's range), then
 drops rows from the end of the run order, which puts every op's largest size
 first (the headline's rows); a sweep drops whole ops instead.
@@ -23,6 +23,9 @@ from benchmarks.cases import PLAIN_ABS
 from dlref import OPS
 
 MIN_REPEATS = 9
+SLOW_REPEATS = 7
+"""Rounds for rows of long calls: their interval is the range of the 7 ratios
+(98% coverage)."""
 ALL_VARIANTS = frozenset(
     {"hand", "hand_again", "autodiff", "autodiff_abs", "peer", "cudnn", "forward"}
 )
@@ -43,7 +46,7 @@ class Mode:
 
 
 MODES = {
-    "quick": Mode(15, 0.004, 2**24, 1024, ALL_VARIANTS, {"default": 300.0}, (0.01, MIN_REPEATS)),
+    "quick": Mode(15, 0.004, 2**22, 512, ALL_VARIANTS, {"default": 300.0}, (0.01, SLOW_REPEATS)),
     "full": Mode(31, 0.002, 2**28, 8192, ALL_VARIANTS, {"default": 480.0}, (0.05, 15)),
     "sweep": Mode(
         MIN_REPEATS,
@@ -148,7 +151,10 @@ def sizes_for(name: str, mode: str, platform: str) -> list[tuple[int, ...]]:
         return []
     if mode == "sweep":
         return sweep_sizes(size_rank(name), platform)
-    return [tuple(s) for s in spec.sizes[mode]]
+    sizes = [tuple(s) for s in spec.sizes[mode]]
+    if name in steps.STEPS:  # one training step of each kind: its source's largest size
+        return [max(sizes, key=_elements)]
+    return sizes
 
 
 def check_size(name: str, size: tuple[int, ...], dtype: Any) -> str | None:
@@ -303,8 +309,24 @@ def describe(plan: Plan) -> list[str]:
         by_name.setdefault(item.name, []).append(_fmt(item.size))
     for name, sizes in by_name.items():
         secs = sum(v for k, v in plan.rows_s.items() if k.split(" ")[0] == name)
-        lines.append(f"  {name}: {', '.join(sizes)} (~{secs:.0f} s)")
+        shown = (
+            ", ".join(sizes)
+            if len(sizes) <= 3
+            else f"{sizes[0]} to {sizes[-1]}, {len(sizes)} sizes"
+        )
+        lines.append(f"  {name}: {shown} (~{secs:.0f} s)")
     if plan.dropped:
         lines.append(f"left out ({len(plan.dropped)} rows, {plan.dropped[0][1]}):")
-        lines.append("  " + ", ".join(label for label, _ in plan.dropped))
+        lines.append("  " + group_labels([label for label, _ in plan.dropped]))
     return lines
+
+
+def group_labels(labels: list[str]) -> str:
+    """``["mse 4x512", "mse 16x512", "relu 8x8"]`` as ``"mse (2 sizes), relu 8x8"``."""
+    sizes: dict[str, list[str]] = {}
+    for label in labels:
+        name, _, size = label.partition(" ")
+        sizes.setdefault(name, []).append(size)
+    return ", ".join(
+        f"{name} {s[0]}" if len(s) == 1 else f"{name} ({len(s)} sizes)" for name, s in sizes.items()
+    )

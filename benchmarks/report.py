@@ -8,6 +8,7 @@ import math
 from rich import box
 from rich.table import Table
 
+from benchmarks.plan import group_labels
 from benchmarks.verdicts import MARGIN, label
 
 OTHER = {"cudnn": "cuDNN", "autodiff_abs": "autodiff(abs)"}
@@ -176,9 +177,9 @@ def _run_line(meta: dict) -> str:
     if meta.get("slow") and meta["slow"][1] < meta.get("repeats", 0):
         text += f" ({meta['slow'][1]} where a call takes {meta['slow'][0] * 1e3:.0f} ms or more)"
     if run.get("skipped"):
-        text += f"; not run: {', '.join(run['skipped'])}"
+        text += f"; not run (time budget): {group_labels(run['skipped'])}"
     if run.get("dropped"):
-        text += f"; left out by the plan: {', '.join(run['dropped'])}"
+        text += f"; left out by the plan (time budget): {group_labels(run['dropped'])}"
     return text + "."
 
 

@@ -144,11 +144,13 @@ def measure(
     row["peak_bytes"] = {name: c.peak_bytes for name, c in compiled.items()}
 
     start, cpu = time.perf_counter(), time.process_time()
-    outputs = {}
+    outputs, first_s = {}, {}
     for name, c in compiled.items():
         program = case.programs[name]
         try:
+            call_start = time.perf_counter()
             out = jax.block_until_ready(c.call(*program.args))
+            first_s[name] = time.perf_counter() - call_start
             outputs[name] = program.check(out) if program.check else None
         except Exception as exc:
             errors[name] = error_text(exc)
@@ -182,6 +184,7 @@ def measure(
             deadline=deadline,
             warmup=1,  # each program ran once for the agreement check
             slow=slow,
+            previous_s=first_s,
         )
     except Exception as exc:
         row["error"] = f"timing: {error_text(exc)}"

@@ -84,6 +84,7 @@ def interleaved(
     deadline: float = math.inf,
     warmup: int = 2,
     slow: tuple[float, int] | None = None,
+    previous_s: Mapping[str, float] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Time per call of each function, over ``repeats`` rounds in a shuffled order.
 
@@ -99,7 +100,9 @@ def interleaved(
     round, last before a pause) that the machine treats differently.
 
     When even the fastest call lasts ``slow[0]`` seconds or more, ``slow[1]``
-    rounds at most are taken (long calls vary less, and cost more). Rounds stop
+    rounds at most are taken (long calls vary less, and cost more); when
+    ``previous_s`` (the duration of an earlier call of each function) shows
+    that already, the warm-up is skipped too (``k`` is 1). Rounds stop
     early when the next one would end after ``deadline`` (a
     ``time.perf_counter()`` value), after at least one round.
 
@@ -108,8 +111,11 @@ def interleaved(
     :func:`paired_ratio`), plus ``orders``: the order of each round.
     """
     names = list(calls)
-    warm = {}
-    for name in names:
+    if slow and previous_s and min(previous_s[n] for n in names) >= slow[0]:
+        warmup, warm = 0, dict(previous_s)
+    else:
+        warm = {}
+    for name in names if warmup else ():
         for _ in range(max(0, warmup - 1)):
             jax.block_until_ready(calls[name]())
         warm[name] = _one_sample(calls[name], 1)
