@@ -150,7 +150,10 @@ class OpSpec:
 
     @property
     def module(self) -> str:
-        return self.fn.__module__
+        """The public module the op belongs to (``dlref.losses``, not its private
+        ``dlref.losses._regression``)."""
+        parts = self.fn.__module__.split(".")
+        return ".".join(itertools.takewhile(lambda part: not part.startswith("_"), parts))
 
     @property
     def manual(self) -> Callable[..., Any]:
