@@ -1,0 +1,128 @@
+"""The op mechanism itself (dlref.op): what reaches the backward, what is
+refused at definition time, named scopes, and forward mode through
+``dlref.autodiff_mode``."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import BACKWARD_RTOL, assert_close
+
+import dlref
+from dlref import InputError, gradcheck, networks
+
+
+def _scaled_softmax():
+    @dlref.op
+    def scaled(x, *, axis=-1, scale=1.0):
+        return scale * jax.nn.softmax(x, axis=axis)
+
+    return scaled
+
+
+def test_backward_receives_the_hyperparameters_it_names():
+    """A non-default axis reaches the backward: this once silently did not."""
+    scaled = _scaled_softmax()
+
+    def fwd(x, *, axis=-1, scale=1.0):
+        y = scaled.autodiff(x, axis=axis, scale=scale)
+        return y, (y,)
+
+    def bwd(res, dy, *, axis, scale):
+        (y,) = res
+        p = y / scale
+        return (scale * p * (dy - jnp.sum(dy * p, axis=axis, keepdims=True)),)
+
+    scaled.defvjp(fwd, bwd)
+    x = jax.random.normal(jax.random.key(0), (3, 4))
+    gradcheck.check_vjp(
+        lambda x: scaled(x, axis=0, scale=2.0),
+        lambda x: scaled.autodiff(x, axis=0, scale=2.0),
+        x,
+        key=jax.random.key(1),
+        rtol=BACKWARD_RTOL,
+    )
+
+
+def test_a_backward_taking_kwargs_is_refused_at_defvjp():
+    scaled = _scaled_softmax()
+    with pytest.raises(TypeError, match=r"op scaled: bwd may not take \*\*kwargs"):
+        scaled.defvjp(lambda x, **h: (x, ()), lambda res, dy, **hyper: (dy,))
+
+
+def test_a_backward_naming_an_unknown_hyperparameter_is_refused():
+    scaled = _scaled_softmax()
+    with pytest.raises(TypeError, match=r"bwd declares \['axes'\], which are not hyperparameters"):
+        scaled.defvjp(lambda x, **h: (x, ()), lambda res, dy, *, axes: (dy,))
+
+
+def test_op_is_a_typed_class_with_the_forward_signature():
+    from dlref import activations
+
+    assert isinstance(activations.softmax, dlref.Op) and dlref.is_op(activations.softmax)
+    assert activations.softmax.__name__ == "softmax"
+    assert "axis" in str(activations.softmax.signature)
+    assert activations.softmax.hyper == {"axis"}
+
+
+def test_named_scopes_reach_the_compiled_program():
+    """A profiler's trace and the benchmark's HLO name dlref's ops."""
+    from dlref import activations
+
+    x = jnp.ones((2, 3))
+    lowered = jax.jit(jax.grad(lambda x: activations.softmax(x).sum())).lower(x)
+    text = lowered.as_text(debug_info=True)
+    assert "softmax_fwd" in text and "softmax_bwd" in text
+
+
+def test_a_traced_hyperparameter_is_refused_with_its_name():
+    from dlref import activations
+
+    with pytest.raises(InputError, match="softmax: `axis` is a static hyperparameter"):
+        jax.jit(lambda a: activations.softmax(jnp.ones((2, 2)), axis=a))(0)
+
+
+@pytest.fixture
+def mlp_problem(key):
+    k_params, k_x, k_y = jax.random.split(key, 3)
+    params = networks.init_mlp(k_params, (4, 5, 3), jnp.float64)
+    x = jax.random.normal(k_x, (6, 4), jnp.float64)
+    labels = jax.random.randint(k_y, (6,), 0, 3)
+    return params, x, labels
+
+
+def test_forward_mode_of_the_mlp_loss_equals_autodiff(mlp_problem):
+    """jax.jvp and jax.jacfwd under autodiff_mode, jax.hessian through the
+    hand-written backward: each equals the same transformation of the plain forward."""
+    params, x, labels = mlp_problem
+    tangent = jax.tree.map(jnp.ones_like, params)
+
+    def loss(p):
+        return networks.mlp_loss(p, x, labels, activation="tanh")
+
+    def plain(p):
+        return networks.mlp_loss.autodiff(p, x, labels, activation="tanh")
+
+    with pytest.raises(TypeError, match="can't apply forward-mode autodiff"):
+        jax.jvp(loss, (params,), (tangent,))
+    with dlref.autodiff_mode():
+        jvp = jax.jvp(loss, (params,), (tangent,))
+        jacfwd = jax.jacfwd(loss)(params)
+    assert_close(jvp, jax.jvp(plain, (params,), (tangent,)), BACKWARD_RTOL)
+    assert_close(jacfwd, jax.jacfwd(plain)(params), BACKWARD_RTOL)
+    # Forward over reverse: the hand-written backward differentiated by jacfwd;
+    # the two sides differentiate different (equal) expressions.
+    assert_close(jax.hessian(loss)(params), jax.hessian(plain)(params), 1e-9)
+
+
+def test_gradcheck_defaults_follow_the_dtype():
+    """A correct op passes both checks in float32 with the default tolerances
+    (1e-6 and 1e-10 are float64 bounds, which a float32 check cannot meet)."""
+    from dlref import activations
+
+    x = jax.random.normal(jax.random.key(0), (8,), jnp.float32)
+    result = gradcheck.check_grad(lambda x: activations.tanh(x).sum(), x)
+    assert result.max_rel > 1e-7  # float32 differences are not float64-sharp
+    gradcheck.check_vjp(activations.softplus, jax.nn.softplus, x, key=jax.random.key(1))
+    assert gradcheck.DEFAULT_RTOL["grad"][jnp.dtype(jnp.float64)] == 1e-6
+    np.testing.assert_equal(gradcheck.DEFAULT_RTOL["vjp"][jnp.dtype(jnp.float64)], 1e-10)
