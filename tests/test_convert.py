@@ -70,6 +70,8 @@ def test_lstm_from_torch_follows_torch_equations(key, inputs):
         jnp.asarray(x), rec.LSTMState(jnp.asarray(h), jnp.asarray(c)), convert.lstm_from_torch(s)
     )
     h_ref, c_ref = torch_lstm_step(s, x, h, c)
+    # float64, the same equations in another order (NumPy's sigmoid, tanh, matmul): tens of
+    # ulps, 1e-13 = 450 eps
     assert_close((ours.h, ours.c), (h_ref, c_ref), 1e-13)
     back = convert.lstm_to_torch(convert.lstm_from_torch(s))  # biases summed into bias_ih
     np.testing.assert_allclose(
@@ -83,6 +85,7 @@ def test_gru_from_torch_follows_torch_equations(key, inputs):
     s = torch_state(key, 3 * H)
     x, h, _ = inputs
     ours = rec.gru_cell(jnp.asarray(x), jnp.asarray(h), convert.gru_from_torch(s))
+    # float64, the same equations in another order: tens of ulps
     assert_close(ours, torch_gru_step(s, x, h), 1e-13)
     back = convert.gru_to_torch(convert.gru_from_torch(s))
     for name, value in s.items():
@@ -93,6 +96,7 @@ def test_rnn_from_torch_follows_torch_equations(key, inputs):
     s = torch_state(key, H)
     x, h, _ = inputs
     ours = rec.rnn_cell(jnp.asarray(x), jnp.asarray(h), convert.rnn_from_torch(s))
+    # float64, the same equations in another order: tens of ulps
     assert_close(ours, torch_rnn_step(s, x, h), 1e-13)
     assert_close(torch_rnn_step(convert.rnn_to_torch(convert.rnn_from_torch(s)), x, h), ours, 1e-13)
 
@@ -102,6 +106,7 @@ def test_dense_and_batch_norm_torch_layouts(key):
     b = np.arange(5.0)
     w, b_ours = convert.dense_from_torch({"weight": w_torch, "bias": b})
     x = np.asarray(jax.random.normal(key, (2, 3), f64))
+    # float64, sums of 3 products and a bias: a few ulps
     np.testing.assert_allclose(
         layers.dense(jnp.asarray(x), w, b_ours), x @ w_torch.T + b, rtol=1e-14
     )
@@ -140,10 +145,11 @@ def test_flax_cells_round_trip(kind, cell, to_flax, from_flax, key, inputs):
     state = rec.LSTMState(h, c) if kind == "lstm" else h
     ours = getattr(rec, f"{kind}_cell")(x, state, params)
     expected = rec.LSTMState(flax_carry[1], flax_carry[0]) if kind == "lstm" else flax_carry
+    # float32 (flax's initialization): flax's own sigmoid and summation order, tens of ulps
     assert_close(ours, expected, 1e-5)
     again = to_flax(params)
     assert jax.tree.structure(again) == jax.tree.structure(variables["params"])
-    assert_close(again, variables["params"], 0)
+    assert_close(again, variables["params"], 0)  # a relayout: exact
 
 
 def test_flax_nnx_gru_lacks_b_hn(key, inputs):
@@ -155,13 +161,16 @@ def test_flax_nnx_gru_lacks_b_hn(key, inputs):
     w_hh = cell.dense_h.kernel[...]
     zero = rec.GRUParams(w_ih, w_hh, b_ih, jnp.zeros(3 * H, jnp.float32))
     flax_h, _ = cell(h, x)
+    # float32: the same equations in another order, a few ulps (1e-6 = 8 eps)
     assert_close(rec.gru_cell(x, h, zero), flax_h, 1e-6)
+    # b_hn = 0.5 moves h by far more than float32 round-off
     with_b_hn = zero._replace(b_hh=zero.b_hh.at[2 * H :].set(0.5))
     assert float(jnp.max(jnp.abs(rec.gru_cell(x, h, with_b_hn) - flax_h))) > 1e-3
 
 
 def test_flax_dense_and_batch_norm_round_trip(key):
     w, b = layers.init_dense(key, 3, 4, f64)
+    # relayouts: exact
     assert_close(convert.dense_from_flax(convert.dense_to_flax(w, b)), (w, b), 0)
     scale, shift, state = layers.init_batch_norm(4, f64)
     assert_close(
@@ -193,10 +202,12 @@ def _as_cell(state: dict) -> dict:
 def test_cell_and_one_layer_state_dicts_give_the_same_params(kind, key):
     layer = torch_state(key, KINDS[kind] * H)
     from_layer, from_cell = _from_torch(kind)(layer), _from_torch(kind)(_as_cell(layer))
-    assert_close(from_cell, from_layer, 0)
+    assert_close(from_cell, from_layer, 0)  # the same arrays under other keys: exact
     cell_keys = _to_torch(kind)(from_cell, cell=True)
     assert sorted(cell_keys) == ["bias_hh", "bias_ih", "weight_hh", "weight_ih"]
     assert sorted(_to_torch(kind)(from_cell)) == sorted(layer)
+    # exact in fact (an LSTM's or RNN's summed bias comes back as bias_ih, plus a 0 bias_hh);
+    # 1e-15 is a margin only
     assert_close(_from_torch(kind)(cell_keys), from_layer, 1e-15)
 
 
@@ -207,9 +218,10 @@ def test_modules_without_bias_convert_with_zero_biases(kind, key, inputs):
     no_bias = {k: v for k, v in full.items() if k.startswith("weight")}
     zero = {**no_bias, **{k: np.zeros_like(v) for k, v in full.items() if k.startswith("bias")}}
     for state in (no_bias, _as_cell(no_bias)):
-        assert_close(_from_torch(kind)(state), _from_torch(kind)(zero), 0)
+        assert_close(_from_torch(kind)(state), _from_torch(kind)(zero), 0)  # zeros: exact
     x, h, c = inputs
     params = _from_torch(kind)(no_bias)
+    # float64, the same equations in another order: tens of ulps
     if kind == "lstm":
         ours = rec.lstm_cell(jnp.asarray(x), rec.LSTMState(jnp.asarray(h), jnp.asarray(c)), params)
         assert_close((ours.h, ours.c), torch_lstm_step(zero, x, h, c), 1e-13)
@@ -325,7 +337,9 @@ def test_batch_norm_running_variance_relation_to_torch(key):
         torch = torch_batch_norm_update(torch, x, a)
     t = int(torch["num_batches_tracked"])
     assert t == steps
+    # float64: five moving-average steps computed in another order, a few ulps each
     np.testing.assert_allclose(ours.mean, torch["running_mean"], rtol=1e-12)
+    # both sides subtract m**t ~ 0.59 from variances ~ 4: a few ulps, mildly amplified
     np.testing.assert_allclose(
         torch["running_var"] - (1 - a) ** t, n / (n - 1) * (ours.var - m**t), rtol=1e-10
     )
@@ -335,7 +349,7 @@ def test_batch_norm_running_variance_relation_to_torch(key):
     # The converter's docstring inverts it: dlref's variance from torch's.
     _, _, converted = convert.batch_norm_from_torch(torch)
     recovered = m**t + (n - 1) / n * (converted.var - m**t)
-    np.testing.assert_allclose(recovered, ours.var, rtol=1e-10)
+    np.testing.assert_allclose(recovered, ours.var, rtol=1e-10)  # as above
 
 
 def test_batch_norm_to_torch_count_lets_a_cumulative_average_continue(key):
@@ -355,6 +369,8 @@ def test_batch_norm_to_torch_count_lets_a_cumulative_average_continue(key):
     for x in batches[4:]:
         carried = torch_batch_norm_update(carried, x, None)
     for name in ("running_mean", "running_var", "num_batches_tracked"):
+        # the statistics pass through dlref's state as copies; the same updates follow:
+        # float64, a few ulps at most
         np.testing.assert_allclose(carried[name], straight[name], rtol=1e-14)
     np.testing.assert_allclose(straight["running_mean"], np.mean([x.mean(0) for x in batches], 0))
 
@@ -401,6 +417,7 @@ def test_batch_norm_without_affine_parameters():
     """``affine=False`` (torch) and ``use_scale=use_bias=False`` (flax): scale 1, shift 0."""
     stats = {"running_mean": np.arange(3.0), "running_var": np.full(3, 2.0)}
     scale, shift, state = convert.batch_norm_from_torch(stats)
+    # ones, zeros and copies: exact
     assert_close((scale, shift), (np.ones(3), np.zeros(3)), 0)
     assert_close(state, layers.BatchNormState(stats["running_mean"], stats["running_var"]), 0)
     flax_stats = {"batch_stats": {"mean": np.zeros(3), "var": np.ones(3)}}
