@@ -55,9 +55,10 @@ def test_result_rejects_unknown_verdicts():
 def test_gradient_points_uphill(tmp_path):
     m = _check_result(examples.load("gradient").run(tmp_path, quick=True), "holds")
     assert m["positive_fraction"] == 1.0  # grad . grad > 0 at every grid point
+    # float64, both sums of a few products: a few ulps; 1e-12 is the example's own verdict
     assert m["directional_rel_diff"] < 1e-12  # forward mode = |grad|^2
     assert m["steepest_fraction"] == 1.0
-    assert m["finite_difference_rel"] < 1e-6
+    assert m["finite_difference_rel"] < 1e-6  # central differences in float64: FINITE_DIFF_RTOL
     assert m["eta"] == pytest.approx(1e-2)
     assert m["lowered_fraction"] == 1.0  # a small step against the gradient lowers f
     assert m["lowered_at_largest_eta"] < 1.0  # a large one does not always
@@ -70,14 +71,17 @@ def test_activations_hinton_and_tanh(tmp_path):
     # N = 10 reaches 0.010621: within the 0.01063 tests/test_activations.py states, above 0.0106.
     assert 0.0106 < errors[10] < 0.01063
     assert 0.0105 < errors[20] < errors[11] < 0.0106
-    assert abs(m["hinton_argmax"][20]) < 1e-4  # the worst error is at x = 0 for large N
+    # the worst error is at x = 0 for large N (1e-4: well inside the grid's spacing of 0.005)
+    assert abs(m["hinton_argmax"][20]) < 1e-4
     assert m["hinton_error_at_n"] < -0.6  # far past x = N - 5 the sum levels off
+    # rel=1e-12 here and below: float64 values at x = 0 (softplus) and x = 1 (tanh'), a few ulps
     assert m["softplus_relu_gap"] == pytest.approx(math.log(2), rel=1e-12)
     assert m["tanh_grad_0"] == 1.0 and m["sigmoid_grad_0"] == 0.25
     assert m["tanh_grad_min_unit"] == pytest.approx(1 - math.tanh(1) ** 2, rel=1e-12)
     assert m["tanh_grad_min_unit"] > 0.4199 > 0.25 == m["sigmoid_grad_max_unit"]
     assert m["relu_grad_one_fraction"] == 1.0
     assert m["positive_sigmoid"] == 1.0 and 0.49 < m["positive_tanh"] < 0.51
+    # float64, absolute, on [-5, 5]: a few ulps of values below 1 (sigmoid) and 5 (softplus)
     assert m["reference_sigmoid"] < 1e-15 and m["reference_softplus"] < 1e-14
 
 
@@ -85,12 +89,16 @@ def test_softmax_cross_entropy_two_classes_and_fused_gradient(tmp_path):
     m = _check_result(
         examples.load("softmax_cross_entropy").run(tmp_path, quick=True), "holds with a caveat"
     )
+    # float64, absolute: a few ulps of losses up to ~20 and of probabilities and gradients
+    # below 1, with the rounding of z1 - z0
     assert m["two_class_loss_diff"] < 1e-13
     assert m["two_class_prob_diff"] < 1e-14
     assert m["two_class_grad_diff"] < 1e-14
     assert m["fused_grad_diff"] < 1e-14 and m["fused_grad_autodiff_diff"] < 1e-14
-    assert m["finite_difference_rel"] < 1e-6
+    assert m["finite_difference_rel"] < 1e-6  # central differences in float64: FINITE_DIFF_RTOL
+    # scikit-learn's lbfgs stops at its tolerance, short of the optimum Newton's method reaches
     assert m["sklearn_prob_diff"] < 1e-5
+    # float64, absolute, on a few nats: a few ulps and scipy's own sums
     assert m["shannon_diff"] < 1e-12  # H(t, p) = H(t) + KL(t || p)
     assert m["binary_formula_extra"] > 0.5  # the cheat sheet's formula is not the categorical CE
 
@@ -101,6 +109,7 @@ def test_l1_gives_exact_zeros_and_l2_does_not(tmp_path):
     assert m["zeros_l1_prox"] == sorted(m["zeros_l1_prox"])  # more zeros as lam grows
     assert max(m["zeros_l2"]) == 0
     assert max(m["zeros_l1_subgradient"]) <= 1  # the zeros come from the prox step
+    # iterative solvers on both sides (ISTA, coordinate descent): they agree to convergence
     assert m["lasso_max_diff"] < 1e-8 and m["lasso_same_zeros"]
     assert m["ridge_max_diff"] < 1e-8
     assert m["test_mse_l1_best"] < m["test_mse_least_squares"]
@@ -108,8 +117,11 @@ def test_l1_gives_exact_zeros_and_l2_does_not(tmp_path):
 
 def test_learning_rate_boundary_is_two_over_lambda_max(tmp_path):
     m = _check_result(examples.load("learning_rate").run(tmp_path, quick=True), "holds")
+    # the bisection's criterion, growth within 500 steps, puts the boundary a little above
+    # 2 / lambda_max (4e-4 relative with the full run's 3000 steps)
     assert m["boundary"] == pytest.approx(m["threshold"], rel=0.01)
     assert m["boundary_scaled"] == pytest.approx(m["threshold_scaled"], rel=0.01)
+    # data times 3, Gram matrix times 9: float64 eigenvalues, a few ulps of the largest
     assert m["threshold"] == pytest.approx(9 * m["threshold_scaled"], rel=1e-12)
     assert m["misclassified"] == 0
     assert m["flips_oscillating"] == 1.0 and m["flips_monotone"] == 0.0
@@ -118,12 +130,15 @@ def test_learning_rate_boundary_is_two_over_lambda_max(tmp_path):
 def test_backprop_by_hand_equals_autodiff_in_training(tmp_path):
     m = _check_result(examples.load("backprop").run(tmp_path, quick=True), "holds")
     assert m["grad_rel_float32"] < 1e-5  # float32 rounding only
+    # float64 rounding only: a few ulps per step, over the training run for the losses and
+    # parameters
     assert m["grad_rel_float64"] < 1e-13
     assert m["loss_diff_float64"] < 1e-12 and m["param_diff_float64"] < 1e-12
-    assert m["loss_diff_float32"] < 1e-4
-    assert max(m["grad_rel_per_activation"].values()) < 1e-13
-    assert m["finite_difference_rel"] < 1e-6
+    assert m["loss_diff_float32"] < 1e-4  # float32 rounding, grown over the training run
+    assert max(m["grad_rel_per_activation"].values()) < 1e-13  # float64 rounding only
+    assert m["finite_difference_rel"] < 1e-6  # central differences in float64: FINITE_DIFF_RTOL
     assert m["test_accuracy_manual"] > 0.9
+    # the float32 runs drift apart by round-off, which may flip a few test predictions
     assert m["test_accuracy_manual"] == pytest.approx(m["test_accuracy_autodiff"], abs=0.01)
 
 
@@ -165,6 +180,7 @@ def test_batch_norm_trains_deep_sigmoid_and_widens_the_learning_rates(tmp_path):
     m = _check_result(examples.load("batch_norm").run(tmp_path, quick=True), "holds with a caveat")
     reach = m["best_reach"]
     assert math.isinf(reach["sigmoid plain"]) and reach["sigmoid bn"] < m["steps"]
+    # learning nothing, it predicts the class frequencies: log 10 up to the digits' imbalance
     assert m["sigmoid_plain_final_loss"] == pytest.approx(math.log(10), abs=0.05)
     usable = m["usable_learning_rates"]
     assert usable["tanh bn"] > usable["tanh plain"]
@@ -176,13 +192,17 @@ def test_objective_functions_f1_and_the_losses(tmp_path):
         examples.load("objective_functions").run(tmp_path, quick=True), "holds with a caveat"
     )
     assert m["confusion_matrix"] == [[19, 6], [4, 11]] and m["confusion_matrix_equal"]
+    # float64 ratios of counts, a few ulps (the example's own verdict uses 1e-12)
     assert m["f1"] == pytest.approx(2 * 11 / (2 * 11 + 6 + 4), abs=1e-12)
     assert m["vs_sklearn"] < 1e-12 and m["vs_formula"] < 1e-12 and m["multiclass_diff"] < 1e-12
     assert m["soft_f1_at_01_diff"] < 1e-12  # soft_f1 = 1 - F1 at 0/1 probabilities
+    # at s = 316, sigmoid(s z) is within exp(-316 |z|) of 0 or 1; the smallest |z| sets the gap
     assert m["soft_f1_sharp_gap"] < 1e-6
     assert m["metric_grad_zero"] and m["metric_grad_norm_max"] == 0
     assert m["f1_trained_metric"] == m["f1_start"] < m["f1_trained_soft"] - 0.3
     assert m["soft_grad_signs_ok"]
+    # float64 sums, a few ulps (the verdict's 1e-12); the frequencies come from gradient
+    # descent on the cross-entropy, good to its convergence
     assert m["mse_vs_mean"] < 1e-12 and m["mae_vs_median"] == 0
     assert m["hinge_vs_sklearn"] < 1e-12 and m["hinge_separable"] == 0
     assert m["ce_vs_sklearn"] < 1e-12 and m["ce_vs_frequencies"] < 1e-6
