@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_close
+from helpers import FINITE_DIFF_RTOL, assert_close
 
 from dlref import InputError, gradcheck, layers
 from dlref.layers import BatchNormState
@@ -19,6 +19,7 @@ def test_dense_with_several_batch_axes(key):
     x = jax.random.normal(key, (2, 3, 4), f64)
     w, b = layers.init_dense(key, 4, 5, f64)
     b = b + 0.5
+    # float64, sums of 4 products and a bias: a few ulps; the VJPs are the same products
     np.testing.assert_allclose(
         layers.dense(x, w, b), np.einsum("abi,io->abo", x, w) + np.asarray(b), rtol=1e-14
     )
@@ -35,7 +36,7 @@ def test_dropout_rate_zero_and_evaluation_are_the_identity(variant, kwargs, key)
     x = jax.random.normal(key, (4, 5), f64)
     np.testing.assert_array_equal(f(x, key=key, **kwargs), x)
     grad = jax.grad(lambda x: jnp.sum(jnp.sin(f(x, key=key, **kwargs))))(x)
-    np.testing.assert_allclose(grad, jnp.cos(x), rtol=1e-15)
+    np.testing.assert_allclose(grad, jnp.cos(x), rtol=1e-15)  # cos(x) passed through: an ulp
 
 
 @pytest.mark.parametrize("variant", ["manual", "autodiff"])
@@ -53,7 +54,7 @@ def test_dropout_same_key_same_mask_and_backward_reuses_it(key):
     assert not np.array_equal(y1, layers.dropout(x, rate=0.4, key=jax.random.key(7)))
     grad = jax.grad(lambda x: jnp.sum(layers.dropout(x, rate=0.4, key=key)))(x)
     np.testing.assert_array_equal(grad != 0, y1 != 0)
-    np.testing.assert_allclose(grad[y1 != 0], 1 / 0.6, rtol=1e-15)
+    np.testing.assert_allclose(grad[y1 != 0], 1 / 0.6, rtol=1e-15)  # 1 - 0.4 is 0.6 to an ulp
 
 
 @pytest.mark.parametrize("rate", [0.1, 0.5, 0.9])
@@ -71,7 +72,7 @@ def test_dropout_statistics_and_flax(rate, key):
         assert abs(kept - (1 - rate)) < 5 * sigma
         # mean(y) = kept / (1 - rate): within 5 sigma / (1 - rate) of 1
         assert abs(float(jnp.mean(y)) - 1) < 5 * sigma / (1 - rate)
-        np.testing.assert_allclose(y[y != 0], 1 / (1 - rate), rtol=1e-15)
+        np.testing.assert_allclose(y[y != 0], 1 / (1 - rate), rtol=1e-15)  # one rounding each
 
 
 def test_dropout_needs_a_key_only_when_it_draws_a_mask():
@@ -111,6 +112,7 @@ def test_batch_norm_running_statistics_follow_flax_over_steps(shape, key):
         x = 3 * jax.random.normal(k, shape, f64) + 2
         y_ours, ours = layers.batch_norm(x, scale, shift, ours, training=True)
         y_theirs, theirs = _flax_batch_norm(x, scale, shift, theirs, training=True)
+        # float64: flax's fast variance E[x**2] - E[x]**2 cancels (13 - 4 here): tens of ulps
         assert_close(y_ours, y_theirs, 1e-12)
         assert_close(ours, theirs, 1e-12)
     x = jax.random.normal(key, shape, f64)
@@ -131,8 +133,10 @@ def test_batch_norm_momentum_is_pytorchs_complement_and_pytorch_var_is_unbiased(
     n = x.shape[0]
     torch_mean = 0.9 * state.mean + 0.1 * x.mean(0)
     torch_var = 0.9 * state.var + 0.1 * x.var(0, ddof=1)
+    # float64: the same updates, with dlref's 1 - 0.9 for the literal 0.1: a few ulps
     np.testing.assert_allclose(new.mean, torch_mean, rtol=1e-14)
     np.testing.assert_allclose(new.var, 0.9 * state.var + 0.1 * x.var(0), rtol=1e-14)
+    # the difference (~0.06) cancels variances of ~2: their few ulps, amplified ~35-fold
     np.testing.assert_allclose(torch_var - new.var, 0.1 * x.var(0) / (n - 1), rtol=1e-12)
 
 
@@ -143,6 +147,7 @@ def test_batch_norm_closed_form_backward_with_random_cotangent(key):
     scale, shift = jnp.asarray([0.5, 2.0, -1.0, 1.5], f64), jnp.asarray([0.1, -0.2, 0.3, 1.0], f64)
     state = BatchNormState(jnp.zeros(4, f64), jnp.ones(4, f64))
     fn = lambda *a: layers.batch_norm(*a)[0]
+    # float64, the closed form against autodiff: sums over 32 rows in another order
     gradcheck.check_vjp(
         fn,
         lambda *a: layers.batch_norm.autodiff(*a)[0],
@@ -156,8 +161,9 @@ def test_batch_norm_closed_form_backward_with_random_cotangent(key):
     )
     cotangent = jax.random.normal(jax.random.key(1), x.shape, f64)  # not x's key
     loss = lambda x: jnp.vdot(cotangent, fn(x, scale, shift, state))
-    gradcheck.check_grad(loss, x, rtol=1e-6)
-    # the gradient of x sums to 0 per feature: the output ignores a shift of x
+    gradcheck.check_grad(loss, x, rtol=FINITE_DIFF_RTOL)
+    # the gradient of x sums to 0 per feature: the output ignores a shift of x (atol: exactly
+    # 0 in exact arithmetic; 32 float64 terms of order 1 leave ~1e-15)
     np.testing.assert_allclose(jnp.sum(jax.grad(loss)(x), axis=0), 0, atol=1e-12)
 
 
