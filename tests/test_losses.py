@@ -27,6 +27,7 @@ safe_probabilities = matrices(1e-6, 1 - 1e-6)
 
 @given(matrices(-100, 100), matrices(-100, 100))
 def test_mse_and_mae_closed_form(pred, target):
+    # float64, a mean of 4 terms on both sides: a few ulps each (1e-14 = 45 eps)
     np.testing.assert_allclose(
         losses.mse(pred, target), ((pred - target) ** 2).mean(-1), rtol=1e-14
     )
@@ -39,6 +40,8 @@ def test_binary_cross_entropy_is_the_cheat_sheet_formula(probs, targets):
     eps = np.finfo(np.float64).eps
     p = np.clip(probs, eps, 1 - eps)
     expected = -(scipy.special.xlogy(targets, p) + scipy.special.xlogy(1 - targets, 1 - p)).sum(-1)
+    # float64: dlref within a few ulps (tests/test_ulp.py); the reference's log(1 - p) is exact
+    # to eps absolutely, which the row's larger terms make small relatively
     np.testing.assert_allclose(losses.binary_cross_entropy(probs, targets), expected, rtol=1e-12)
 
 
@@ -49,7 +52,8 @@ def test_bce_with_logits_equals_bce_on_sigmoid_in_safe_range(logits, targets):
     why the logits form exists."""
     direct = losses.binary_cross_entropy(act.sigmoid(logits), targets)
     # log(p) for p near 1 is accurate to eps in absolute terms only: compare absolutely
-    # too (the logits form is the accurate one there).
+    # too (the logits form is the accurate one there). rtol: 1 - p >= 4.5e-5 costs the
+    # probability form at most eps / 4.5e-5 ~ 5e-12 per entry.
     fused = losses.binary_cross_entropy_with_logits(logits, targets)
     np.testing.assert_allclose(fused, direct, rtol=1e-9, atol=1e-13)
 
@@ -60,7 +64,8 @@ def test_two_class_softmax_cross_entropy_is_logistic_regression(logits, label):
     z = jnp.asarray(logits)
     two_class = losses.softmax_cross_entropy_with_integer_labels(z, jnp.asarray(label))
     binary = losses.binary_cross_entropy_with_logits((z[1:] - z[:1]), jnp.asarray([label], f64))
-    # log-sum-exp is accurate to eps absolutely, not relatively for a loss near 0.
+    # log-sum-exp is accurate to eps absolutely, not relatively for a loss near 0. rtol:
+    # z1 - z0 rounds by up to 3.6e-15 (|z1 - z0| <= 60), and each side is a few ulps.
     np.testing.assert_allclose(two_class, binary, rtol=1e-12, atol=1e-15)
 
 
@@ -72,7 +77,8 @@ def test_cross_entropies_with_one_hot_targets_are_minus_log_p_true(logits, label
     expected = -log_p[np.arange(3), labels]
     # scipy's log_softmax is exact to eps absolutely only: where the true class
     # dominates, -log p is near 0 and scipy's value loses relative digits (dlref's
-    # keeps them: tests/test_ulp.py), hence the atol.
+    # keeps them: tests/test_ulp.py), hence the atol. rtol: scipy's x - max rounds by up to
+    # 7e-15 (|x - max| <= 100); the clipped form below is a log on both sides.
     np.testing.assert_allclose(
         losses.softmax_cross_entropy(logits, one_hot), expected, rtol=1e-12, atol=1e-15
     )
@@ -94,6 +100,7 @@ def test_softmax_cross_entropy_fused_gradient(logits):
     """dz = softmax(z) - y for targets summing to 1."""
     targets = scipy.special.softmax(logits[::-1], axis=-1)
     grad = jax.grad(lambda z: losses.softmax_cross_entropy(z, targets).sum())(logits)
+    # atol: p - t cancels, so it is exact to an ulp of 1 absolutely (tests/test_ulp.py)
     np.testing.assert_allclose(grad, scipy.special.softmax(logits, axis=-1) - targets, atol=1e-15)
 
 
@@ -104,8 +111,10 @@ def test_binary_cross_entropy_finite_at_zero_and_one(variant):
     targets = jnp.asarray([[1.0, 0.0, 0.0, 1.0]], f64)
     value, grad = jax.value_and_grad(lambda p: f(p, targets).sum())(probs)
     eps = np.finfo(np.float64).eps
+    # float64, a sum of 4 terms of a few ulps each
     np.testing.assert_allclose(value, -2 * np.log(eps) - 2 * np.log1p(-eps), rtol=1e-12)
-    # confidently wrong: large finite gradient pushing the right way; right: tiny.
+    # confidently wrong: large finite gradient pushing the right way (1 / eps = 4.5e15);
+    # right: small (1 / (1 - eps) ~ 1 in size; 1.01 a margin).
     assert grad[0, 0] < -1e15 and grad[0, 1] > 1e15
     assert abs(grad[0, 2]) <= 1.01 and abs(grad[0, 3]) <= 1.01
 
@@ -135,6 +144,8 @@ def test_multiclass_hinge_matches_sklearn(scores, labels):
     labels = np.asarray(labels)
     ours = losses.multiclass_hinge(scores, jnp.asarray(labels)).mean()
     theirs = sklearn.metrics.hinge_loss(labels, scores, labels=np.arange(4))
+    # float64, a mean of 6 margins of a few ulps; atol: scikit-learn's 1 - margin cancels near
+    # the margin, exact to eps absolutely
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
 
 
@@ -184,12 +195,14 @@ def test_loss_minimal_at_perfect_prediction(fn, make_target, key):
         assert np.all(loss == 0)
         np.testing.assert_array_equal(grad, 0)
     elif fn is not losses.categorical_cross_entropy:  # constrained to the simplex: see below
+        # a difference of equal terms (prediction - target): 0 to an ulp of 1
         np.testing.assert_allclose(grad, 0, atol=1e-15)
     perturbed = fn(pred + 0.01 * jax.random.normal(key, pred.shape, f64), target)
     if fn is losses.categorical_cross_entropy:
         perturbed = fn(
             act.softmax(jnp.log(pred) + 0.1 * jax.random.normal(key, pred.shape, f64)), target
         )
+    # 1e-12: round-off of losses of order 1, far below the rise a perturbation brings
     assert np.all(perturbed >= loss - 1e-12)
 
 
@@ -201,7 +214,7 @@ def test_softmax_cross_entropy_masked_logits(variant):
     targets = jnp.asarray([[0.7, 0.0, 0.3, 0.0]], f64)
     loss, (dz, dt) = jax.value_and_grad(lambda z, t: f(z, t).sum(), (0, 1))(logits, targets)
     expected = -(targets[0, [0, 2]] * scipy.special.log_softmax(np.asarray([2.0, 0.5]))).sum()
-    np.testing.assert_allclose(loss, expected, rtol=1e-14)
+    np.testing.assert_allclose(loss, expected, rtol=1e-14)  # float64, a few ulps each side
     assert np.all(np.isfinite(dz)) and np.all(np.isfinite(dt))
     assert dz[0, 1] == 0 and dz[0, 3] == 0
 
@@ -211,6 +224,7 @@ def test_integer_label_cross_entropy_masked_logits(variant):
     f = VARIANTS[variant](losses.softmax_cross_entropy_with_integer_labels)
     logits = jnp.asarray([[2.0, -jnp.inf, 0.5]], f64)
     loss, dz = jax.value_and_grad(lambda z: f(z, jnp.asarray([0])).sum())(logits)
+    # float64, a few ulps each side
     np.testing.assert_allclose(loss, -scipy.special.log_softmax([2.0, 0.5])[0], rtol=1e-14)
     assert np.all(np.isfinite(dz)) and dz[0, 1] == 0
 
