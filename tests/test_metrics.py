@@ -204,6 +204,7 @@ def test_macro_average_leaves_out_absent_classes():
     y_true, y_pred = np.asarray([0, 0, 1, 1] * 2), np.asarray([0, 1, 1, 1] * 2)
     ours = metrics.f1_score(y_true, y_pred, num_classes=4, average="macro")
     per_class = metrics.f1_score(y_true, y_pred, num_classes=4, average=None)
+    # float64 ratios of small counts and their mean: a rounding or two (1e-15 = 4.5 eps)
     np.testing.assert_allclose(ours, (2 / 3 + 4 / 5) / 2, rtol=1e-15)
     np.testing.assert_allclose(per_class, [2 / 3, 4 / 5, 0, 0], rtol=1e-15)
     assert_same(ours, sklearn.metrics.f1_score(y_true, y_pred, average="macro"))
@@ -212,7 +213,7 @@ def test_macro_average_leaves_out_absent_classes():
     # A class present only in y_pred counts (its recall is 0 / 0: zero_division).
     y_true, y_pred = np.zeros(8, np.int64), np.asarray([0] * 7 + [2])
     ours = metrics.recall(y_true, y_pred, num_classes=4, average="macro", zero_division=1.0)
-    np.testing.assert_allclose(ours, (7 / 8 + 1) / 2, rtol=1e-15)
+    np.testing.assert_allclose(ours, (7 / 8 + 1) / 2, rtol=1e-15)  # as above
     assert_same(
         ours, sklearn.metrics.recall_score(y_true, y_pred, average="macro", zero_division=1.0)
     )
@@ -250,6 +251,8 @@ def test_f1_score_is_the_harmonic_mean_of_precision_and_recall(arrays):
     defined = (cm.sum(0) > 0) & (cm.sum(1) > 0)  # both precision and recall defined
     p, r, f = (np.asarray(x)[defined] for x in (p, r, f))
     harmonic = np.where(p + r > 0, 2 * p * r / np.where(p + r > 0, p + r, 1), 0)
+    # F1 from the weighted counts against the harmonic mean of the rounded p and r: a few
+    # ulps, as WEIGHTED_RTOL's sums; atol and slack: entries that are (near) 0
     np.testing.assert_allclose(f, harmonic, rtol=1e-12, atol=1e-15)
     slack = 1e-12
     assert np.all(np.minimum(p, r) - slack <= f) and np.all(f <= np.maximum(p, r) + slack)
@@ -265,7 +268,7 @@ def test_micro_average_equals_accuracy(arrays):
     acc = metrics.accuracy(y_true, y_pred, num_classes=num_classes, sample_weight=weight)
     for fn, _ in SCORES.values():
         micro = fn(y_true, y_pred, num_classes=num_classes, average="micro", sample_weight=weight)
-        np.testing.assert_allclose(micro, acc, rtol=1e-12)
+        np.testing.assert_allclose(micro, acc, rtol=WEIGHTED_RTOL)
 
 
 @given(label_arrays())
@@ -734,6 +737,7 @@ def test_soft_f1_at_zero_one_probabilities_is_one_minus_f1(p, t):
     ]
     for variant in VARIANTS:
         loss = _jitted(variant)(p.astype(np.float64), t.astype(np.float64))
+        # exact counts, a division and 1 - F1: an ulp or two; atol: rows whose loss is 0
         np.testing.assert_allclose(loss, expected, rtol=1e-15, atol=1e-15)
     assert_same(1 - metrics.f1_score(t[0], p[0], num_classes=2), expected[0])
 
@@ -751,9 +755,12 @@ def test_soft_f1_closed_form_bounds_and_gradient(p, t):
     closed = np.where(s > 0, 1 - 2 * (p * t).sum(-1) / np.where(s > 0, s, 1), 1)
     for variant in VARIANTS:
         loss = _jitted(variant)(p, t)
+        # float64 sums of 3 terms and a ratio, a few ulps; atol: the reference's 1 - ratio
+        # cancels for a loss near 0, exact to eps absolutely; the bounds: a few ulps past them
         np.testing.assert_allclose(loss, closed, rtol=1e-13, atol=1e-15)
         assert np.all((loss >= -1e-15) & (loss <= 1 + 1e-15))
     _, (dp, dt) = _value_and_grad("manual")(p, t)
+    # the bound 2 with room for a few ulps of rounding
     assert np.all(np.abs(dp) <= 2 + 1e-12) and np.all(np.abs(dt) <= 2 + 1e-12)
     assert np.all(dp[0][t[0] == 1] <= 0) and np.all(dp[0][t[0] == 0] >= 0)
 
@@ -767,6 +774,7 @@ def test_soft_f1_all_zero_example_gives_one_and_zero_gradient(variant):
     np.testing.assert_array_equal(dt, 0)
     # The continuous extension: soft F1 tends to 0 (loss to 1) as every entry does.
     small = np.full((2, 3), 1e-150)
+    # exactly 1 - 1e-150, which rounds to 1; rtol: the scaled counts' rounding
     np.testing.assert_allclose(_jitted(variant)(small, small), 1, rtol=1e-12)
 
 
