@@ -41,6 +41,8 @@ def test_hand_written_backprop_trains_like_autodiff_on_digits(digits):
     auto, auto_losses = train(
         lambda p, x, y: networks.mlp_loss.autodiff(p, x, y, activation="tanh")
     )
+    # float32 round-off grown over 100 steps (measured above: 5.6e-7 and 1.2e-7), with room;
+    # the losses, of order 1, absolutely
     assert gradcheck.compare(hand, auto).max_rel < 1e-5
     np.testing.assert_allclose(hand_losses, auto_losses, atol=1e-5)
     assert hand_losses[-1] < 0.15 * hand_losses[0]
