@@ -409,7 +409,7 @@ def test_array_hyperparameters_act_as_python_values(spec, key):
         ):
             got = run(**{name: wrap(value)})
             assert jax.tree.map(lambda x: x.dtype, got) == jax.tree.map(lambda x: x.dtype, expected)
-            assert_close(got, expected, 0.0, f"{name}={wrap.__name__}")
+            assert_close(got, expected, 0.0, f"{name}={wrap.__name__}")  # exact: one program
         traced = jax.jit(lambda v, name=name: spec.fn(*args, **{**spec.kwargs, name: v}))
         with pytest.raises(InputError, match=f"`{name}` is a static hyperparameter"):
             traced(jnp.asarray(value))
