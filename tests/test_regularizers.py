@@ -19,6 +19,7 @@ vectors = arrays(np.float64, (6,), elements=st.floats(-100, 100, allow_subnormal
 @given(vectors, vectors)
 def test_conventions_over_a_pytree(w, b):
     params = {"layer": {"w": jnp.asarray(w)}, "b": jnp.asarray(b)}
+    # float64 sums of 12 non-negative terms in another order: a few ulps (1e-14 = 45 eps)
     np.testing.assert_allclose(reg.l1(params), np.abs(w).sum() + np.abs(b).sum(), rtol=1e-14)
     expected = 0.5 * ((w**2).sum() + (b**2).sum())
     np.testing.assert_allclose(reg.l2(params), expected, rtol=1e-14, atol=1e-300)  # w**2 may flush
@@ -36,6 +37,7 @@ def test_l1_subgradient_zero_at_zero(variant):
 @given(vectors, st.floats(0, 50))
 def test_l1_prox_is_soft_thresholding(w, t):
     out = reg.l1_prox({"w": jnp.asarray(w)}, threshold=t)["w"]
+    # one subtraction each side, exact where |w| and t are close: an ulp at most
     np.testing.assert_allclose(out, np.sign(w) * np.maximum(np.abs(w) - t, 0), rtol=1e-15)
     assert np.all(out[np.abs(w) <= t] == 0)  # exact zeros
 
@@ -48,6 +50,8 @@ def test_l1_prox_minimizes_its_objective(w, t):
     def objective(v):
         return 0.5 * (v - w) ** 2 + t * np.abs(v)
 
+    # 1e-12: round-off of objectives up to ~1e3 (~2e-13), far below the rise of at least
+    # 0.5 * delta**2 = 5e-7 a step away brings
     for delta in (-1e-3, 1e-3):
         assert np.all(objective(np.asarray(v)) <= objective(np.asarray(v) + delta) + 1e-12)
 
@@ -59,6 +63,7 @@ def test_l1_prox_equals_optax_style_decay_is_not_sparse(key):
     assert jnp.sum(shrunk_l2 == 0) == 0
     assert jnp.sum(reg.l1_prox(w, threshold=0.3) == 0) > 200
     updates, _ = optax.add_decayed_weights(0.3).update(jnp.zeros_like(w), None, w)
+    # 0.3 * w on both sides: the same rounding
     np.testing.assert_allclose(updates, jax.grad(reg.l2)(w) * 0.3, rtol=1e-15)
 
 
