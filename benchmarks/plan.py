@@ -35,8 +35,8 @@ ALL_VARIANTS = frozenset(
 class Mode:
     repeats: int
     min_sample_s: float
-    stream: int  # elements of the copy-bandwidth measurement
-    matmul: int  # n of the matmul-rate measurement
+    stream: int  # elements of the copy-bandwidth measurement (on an accelerator)
+    matmul: int  # n of the matmul-rate measurement (on an accelerator)
     variants: frozenset[str]
     budget_s: dict[str, float | None]  # by platform ("default" for any other)
     slow: tuple[float, int] | None = None  # calls this long (s) get fewer rounds
@@ -46,7 +46,7 @@ class Mode:
 
 
 MODES = {
-    "quick": Mode(15, 0.004, 2**22, 512, ALL_VARIANTS, {"default": 300.0}, (0.01, SLOW_REPEATS)),
+    "quick": Mode(15, 0.004, 2**24, 1024, ALL_VARIANTS, {"default": 300.0}, (0.01, SLOW_REPEATS)),
     "full": Mode(31, 0.002, 2**28, 8192, ALL_VARIANTS, {"default": 480.0}, (0.05, 15)),
     "sweep": Mode(
         MIN_REPEATS,

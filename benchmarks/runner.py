@@ -76,12 +76,13 @@ class Run:
         items = plan.make_items(names, args.mode, platform, self.dtype, sizes=sizes, cudnn=cudnn)
         settings = plan.MODES[args.mode]
         if self.timed and not (args.plan and platform != "cpu"):
-            small = args.plan  # a dry run measures a small copy and matmul only
+            # A CPU's ceilings serve the plan only (no roofline there): small probes.
+            small = args.plan or platform == "cpu"
             with console.status("measuring the device's copy bandwidth and matmul rates"):
                 meta["ceilings"] = device.ceilings(
                     elements=2**22 if small else settings.stream,
                     matmul_n=512 if small else settings.matmul,
-                    repeats=5 if small else 9,
+                    repeats=5 if args.plan else 9,
                 )
             c = meta["ceilings"]
             console.print(
