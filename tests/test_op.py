@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import BACKWARD_RTOL, assert_close
+from helpers import BACKWARD_RTOL, SECOND_ORDER_RTOL, assert_close
 
 import dlref
 from dlref import InputError, gradcheck, networks
@@ -112,7 +112,7 @@ def test_forward_mode_of_the_mlp_loss_equals_autodiff(mlp_problem):
     assert_close(jacfwd, jax.jacfwd(plain)(params), BACKWARD_RTOL)
     # Forward over reverse: the hand-written backward differentiated by jacfwd;
     # the two sides differentiate different (equal) expressions.
-    assert_close(jax.hessian(loss)(params), jax.hessian(plain)(params), 1e-9)
+    assert_close(jax.hessian(loss)(params), jax.hessian(plain)(params), SECOND_ORDER_RTOL)
 
 
 def test_gradcheck_defaults_follow_the_dtype():
