@@ -23,9 +23,10 @@ memory-bound. --smoke: tiny sizes, correctness only.
 
 Results: a table on the terminal; a JSON file (written after every row), a
 Markdown report and PNG charts in --out (default benchmarks/results/). A
-complete default run of a mode writes <platform>-<device>-<mode>.*, the
-committed results; any other run writes under <out>/partial/ with a name of
-its own, shown at the end."""
+default run of a mode (all ops, its sizes, rounds and budget) writes
+<platform>-<device>-<mode>.*, the committed results, once it ends (an
+interrupted one leaves them as they were); any other run writes under
+<out>/partial/ with a name of its own, shown at the end."""
 
 EPILOG = """\
 examples:

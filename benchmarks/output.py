@@ -5,10 +5,11 @@ A complete run of a default mode (``quick``, ``full`` or ``sweep`` with every
 op, the mode's sizes, repeats and budget, float32 at ``highest`` precision)
 writes ``<platform>-<device>-<mode>.json/.md/.png`` in the results folder: the
 committed results. It writes into ``partial/`` while it runs and moves its
-files up only once every planned row is done, so a run cut short never
-replaces them. Any other run (``--ops``, ``--sizes``, ``--repeats``, another
-``--budget``, ``--dtype`` or ``--matmul-precision``, ``--smoke``) writes under
-``partial/`` with a name of its own.
+files up only when it ends by itself (rows its time budget left out are
+listed in its report), so an interrupted run never replaces them. Any other
+run (``--ops``, ``--sizes``, ``--repeats``, another ``--budget``, ``--dtype``
+or ``--matmul-precision``, ``--smoke``) writes under ``partial/`` with a name
+of its own.
 """
 
 from __future__ import annotations

@@ -189,7 +189,9 @@ class Run:
             status = 130
         finally:
             signal.signal(signal.SIGTERM, previous)
-        complete = not meta["run"]["skipped"] and status == 0
+        # Rows the budget left out are part of the run (its report lists them);
+        # an interrupted run is not complete.
+        complete = status == 0
         meta["run"]["complete"] = complete
         write(final=True)
         chart_paths = self._charts(dest, rows, meta) if args.chart and self.timed else []
@@ -343,10 +345,15 @@ class Run:
         console.print(report.terminal_table(rows, meta))
         for line in report.headline_lines(meta):
             console.print(line.replace("**", ""))
-        if not complete:
-            skipped = meta["run"]["skipped"]
+        skipped = meta["run"]["skipped"]
+        if skipped:
             console.print(
-                f"[yellow]incomplete: {len(skipped)} planned rows not run[/]"
+                f"[yellow]{len(skipped)} planned rows not run (time budget): "
+                f"{plan.group_labels(skipped)}[/]"
+            )
+        if not complete:
+            console.print(
+                "[yellow]interrupted[/]"
                 + ("; the committed results are left as they were" if committed else "")
             )
         console.print("wrote " + ", ".join(str(p) for p in files))

@@ -313,7 +313,7 @@ def test_readme_gets_one_block_per_device_kind(tmp_path):
     assert "## Benchmark results\n\n<!-- results:tpu -->\ntpu table" in bare.read_text()
 
 
-def test_only_a_complete_default_run_replaces_the_committed_results(tmp_path):
+def test_only_a_default_run_that_ends_by_itself_replaces_the_committed_results(tmp_path):
     committed = output.Destination(tmp_path, "cpu-x-quick", committed=True)
     committed.write({"rows": []}, "table\n")
     assert (tmp_path / "partial" / "cpu-x-quick.json").exists()
@@ -449,6 +449,32 @@ def test_runner_lowers_rounds_then_skips_rows_to_stay_inside_the_budget(monkeypa
     assert time.perf_counter() - run.started <= budget - finish + 0.1
     assert rows[0]["repeats"] > rows[-1]["repeats"] == plan.MIN_REPEATS
     assert meta["run"]["skipped"] and len(rows) + len(meta["run"]["skipped"]) == 100
+
+
+def test_interrupted_run_keeps_every_finished_row_and_the_committed_results(tmp_path, monkeypatch):
+    from benchmarks import runner
+
+    (tmp_path / "cpu-test-device-quick.json").write_text("committed\n")
+    args = cli.parse(["--out", str(tmp_path), "--no-chart"])
+    items = [plan.Item("relu", "op", (i, 1), ("hand",), 0, 0) for i in range(1, 4)]
+
+    def fake_row(item, meta, repeats, deadline, workers, slow):
+        if item.size[0] == 3:
+            raise runner.Stopped("terminated")  # what SIGTERM raises
+        return {"op": "relu", "kind": "op", "size": list(item.size), "agree": True, "errors": {}}
+
+    with open(os.devnull, "w") as sink:
+        run = runner.Run(args, Console(file=sink), time.perf_counter())
+        monkeypatch.setattr(run, "_row", fake_row)
+        the_plan = plan.Plan("quick", items, 15, None, 0.0, None, 0.0, {}, [], {})
+        rates = cost.rates("cpu", "highest")
+        meta = {**_meta(), "load_average": {"before": None}, "peers": {}}
+        status = run._measure(the_plan, meta, "cpu", rates)
+    assert status == 130
+    data = json.loads((tmp_path / "partial" / "cpu-test-device-quick.json").read_text())
+    assert [r["size"] for r in data["rows"]] == [[1, 1], [2, 1]]
+    assert data["run"]["complete"] is False and data["run"]["skipped"] == ["relu 3x1"]
+    assert (tmp_path / "cpu-test-device-quick.json").read_text() == "committed\n"
 
 
 @pytest.mark.slow
