@@ -1,6 +1,6 @@
 """dlref's benchmark: hand-written backward vs JAX autodiff vs the peer library.
 
-python -m benchmarks                # quick: every op, CPU-sized, 300 s budget
+python -m benchmarks                # quick: every op, CPU-sized, 285 s budget
 python -m benchmarks --full         # GPU sizes with roofline shares, 480 s budget
 python -m benchmarks --sweep        # ratio (and GB/s) against size
 python -m benchmarks --smoke        # tiny sizes, correctness only

@@ -16,10 +16,10 @@ end-to-end training steps (an MLP and an LSTM, with an optax update).
 
 Default mode (quick): every op at its two CPU-sized sizes and each training
 step at one, 15 interleaved rounds in a shuffled order (7 where a call takes
-10 ms or more), within a 300 s budget. --full: the GPU sizes, 31 rounds (15
-for calls of 50 ms or more), 480 s budget (fits 8 minutes on one H100/H200;
---plan shows the estimate). --sweep: each op over sizes from launch-bound to
-memory-bound. --smoke: tiny sizes, correctness only.
+10 ms or more), within a 285 s budget (5 minutes with start-up). --full: the
+GPU sizes, 31 rounds (15 for calls of 50 ms or more), 480 s budget (fits 8
+minutes on one H100/H200; --plan shows the estimate). --sweep: each op over
+sizes from launch-bound to memory-bound. --smoke: tiny sizes, correctness only.
 
 Results: a table on the terminal; a JSON file (written after every row), a
 Markdown report and PNG charts in --out (default benchmarks/results/). A
@@ -172,7 +172,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wall-clock limit for the whole run, compiles included: the plan fits it (fewer "
         "rounds, then fewer rows) and the run stops cleanly at it; 'none' for no limit "
-        "(default: 300 quick, 480 full, sweep 180 on a CPU and 480 elsewhere, none for smoke)",
+        "(default: 285 quick, 480 full, sweep 180 on a CPU and 480 elsewhere, none for smoke)",
     )
     p.add_argument(
         "--plan",

@@ -46,7 +46,7 @@ class Mode:
 
 
 MODES = {
-    "quick": Mode(15, 0.004, 2**24, 1024, ALL_VARIANTS, {"default": 300.0}, (0.01, SLOW_REPEATS)),
+    "quick": Mode(15, 0.004, 2**24, 1024, ALL_VARIANTS, {"default": 285.0}, (0.01, SLOW_REPEATS)),
     "full": Mode(31, 0.002, 2**28, 8192, ALL_VARIANTS, {"default": 480.0}, (0.05, 15)),
     "sweep": Mode(
         MIN_REPEATS,
