@@ -121,8 +121,8 @@ def _l2_bwd(res, dy):
 l2.defvjp(_l2_fwd, _l2_bwd)
 
 
-@op
-def l1_prox(params: PyTree, *, threshold: float) -> PyTree:
+@op(arrays=("threshold",))
+def l1_prox(params: PyTree, *, threshold: float | jax.Array) -> PyTree:
     """Proximal step of the L1 penalty (soft-thresholding), leaf by leaf.
 
     ``prox(w) = argmin_v 0.5 * (v - w)**2 + threshold * |v|
@@ -137,7 +137,9 @@ def l1_prox(params: PyTree, *, threshold: float) -> PyTree:
 
     Args:
       params: a pytree of floating arrays.
-      threshold: a non-negative number.
+      threshold: a non-negative number, or a scalar array (it may be traced under
+        ``jit``, e.g. ``lr * lam`` from a schedule); it takes each leaf's dtype. A
+        negative one raises when concrete and is clipped to 0 under ``jit``.
 
     Returns:
       A pytree like ``params``.
@@ -162,8 +164,11 @@ def l1_prox(params: PyTree, *, threshold: float) -> PyTree:
     return jax.tree.map(lambda w: _soft_threshold(w, threshold), params)
 
 
-def _soft_threshold(w, t):
-    """Within the threshold: exactly 0; a NaN weight stays NaN (never a silent 0)."""
+def _soft_threshold(w, threshold):
+    """Within the threshold: exactly 0; a NaN weight stays NaN (never a silent 0).
+    The threshold takes the weight's dtype, and a negative one (possible only
+    under ``jit``, where it cannot be checked) is clipped to 0."""
+    t = jnp.maximum(jnp.asarray(threshold, w.dtype), 0)
     return jnp.where(w > t, w - t, jnp.where(w < -t, w + t, jnp.where(jnp.isnan(w), w, 0)))
 
 

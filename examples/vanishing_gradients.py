@@ -215,14 +215,21 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     for lr in (0.05, 0.4):
         trained = train_relu(init_params, x_all, y_all, batches, jnp.asarray(lr, jnp.float64))
         dead[f"after {steps} steps, lr {lr}"] = _dead_summary(dead_units(trained, x_all, y_all))
-    all_dead_zero = all(d["dead_zero_grad"] for d in dead.values())
+    # A run whose loss is NaN diverged: its units are not "dead" but NaN (dlref's relu
+    # propagates NaN; one that maps NaN to 0 would show this as a dead network with the
+    # loss ln 10 of a constant output). Its gradients say nothing about dead units.
+    diverged = {name for name, d in dead.items() if not np.isfinite(d["loss"])}
+    all_dead_zero = all(d["dead_zero_grad"] for n, d in dead.items() if n not in diverged)
     high = dead[f"after {steps} steps, lr 0.4"]
-    died = (
-        f": the network died (ln 10 = {np.log(10):.3f} is the loss of a constant output; "
-        "nothing reaches the lower layers, so it stays there)"
-        if high["fraction"] > 0.9
-        else ""
-    )
+    if f"after {steps} steps, lr 0.4" in diverged:
+        died = ": training diverged (the loss is NaN), which no unit count describes"
+    elif high["fraction"] > 0.9:
+        died = (
+            f": the network died (ln 10 = {np.log(10):.3f} is the loss of a constant output; "
+            "nothing reaches the lower layers, so it stays there)"
+        )
+    else:
+        died = ""
     total_dead = sum(d["count"] for d in dead.values())
 
     # Figure.
@@ -278,8 +285,12 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
         f"|dL/dW_1| at depth {depths[-1]} over depth {depths[0]}: sigmoid "
         f"{ratios['sigmoid']:.1e}, tanh {ratios['tanh']:.2g}, ReLU {ratios[he_name]:.2g} with He "
         f"init but {ratios[lecun_name]:.1e} with the same LeCun init as the others; dead ReLU "
-        f"units ({d0['fraction']:.1%} at init, {dneg['fraction']:.0%} with biases -1, "
-        f"{d_hi['fraction']:.1%} after training at lr 0.4) get a gradient of exactly 0"
+        f"units ({d0['fraction']:.1%} at init, {dneg['fraction']:.0%} with biases -1"
+        + (
+            "; training at lr 0.4 diverged to NaN) get a gradient of exactly 0"
+            if not np.isfinite(d_hi["loss"])
+            else f", {d_hi['fraction']:.1%} after training at lr 0.4) get a gradient of exactly 0"
+        )
     )
     head = (
         f"| activation | \\|dL/dW_1\\| at depth {depths[0]} | at depth {depths[-1]} | ratio "

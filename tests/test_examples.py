@@ -52,6 +52,7 @@ def test_result_rejects_unknown_verdicts():
         examples.result("mostly", "x", pathlib.Path("f.png"), "")
 
 
+@pytest.mark.slow  # a claim's experiment (quick mode)
 def test_gradient_points_uphill(tmp_path):
     m = _check_result(examples.load("gradient").run(tmp_path, quick=True), "holds")
     assert m["positive_fraction"] == 1.0  # grad . grad > 0 at every grid point
@@ -64,6 +65,7 @@ def test_gradient_points_uphill(tmp_path):
     assert m["lowered_at_largest_eta"] < 1.0  # a large one does not always
 
 
+@pytest.mark.slow  # a claim's experiment (quick mode)
 def test_activations_hinton_and_tanh(tmp_path):
     m = _check_result(examples.load("activations").run(tmp_path, quick=True), "holds with a caveat")
     errors = m["hinton_max_error"]
@@ -85,6 +87,7 @@ def test_activations_hinton_and_tanh(tmp_path):
     assert m["reference_sigmoid"] < 1e-15 and m["reference_softplus"] < 1e-14
 
 
+@pytest.mark.slow  # a claim's experiment (quick mode)
 def test_softmax_cross_entropy_two_classes_and_fused_gradient(tmp_path):
     m = _check_result(
         examples.load("softmax_cross_entropy").run(tmp_path, quick=True), "holds with a caveat"
@@ -103,6 +106,7 @@ def test_softmax_cross_entropy_two_classes_and_fused_gradient(tmp_path):
     assert m["binary_formula_extra"] > 0.5  # the cheat sheet's formula is not the categorical CE
 
 
+@pytest.mark.slow  # a claim's experiment (quick mode)
 def test_l1_gives_exact_zeros_and_l2_does_not(tmp_path):
     m = _check_result(examples.load("l1_vs_l2").run(tmp_path, quick=True), "holds with a caveat")
     assert max(m["zeros_l1_prox"]) > 0
@@ -115,6 +119,7 @@ def test_l1_gives_exact_zeros_and_l2_does_not(tmp_path):
     assert m["test_mse_l1_best"] < m["test_mse_least_squares"]
 
 
+@pytest.mark.slow  # a claim's experiment (quick mode)
 def test_learning_rate_boundary_is_two_over_lambda_max(tmp_path):
     m = _check_result(examples.load("learning_rate").run(tmp_path, quick=True), "holds")
     # the bisection's criterion, growth within 500 steps, puts the boundary a little above
@@ -127,6 +132,7 @@ def test_learning_rate_boundary_is_two_over_lambda_max(tmp_path):
     assert m["flips_oscillating"] == 1.0 and m["flips_monotone"] == 0.0
 
 
+@pytest.mark.slow  # a claim's experiment (quick mode)
 def test_backprop_by_hand_equals_autodiff_in_training(tmp_path):
     m = _check_result(examples.load("backprop").run(tmp_path, quick=True), "holds")
     assert m["grad_rel_float32"] < 1e-5  # float32 rounding only
@@ -142,6 +148,7 @@ def test_backprop_by_hand_equals_autodiff_in_training(tmp_path):
     assert m["test_accuracy_manual"] == pytest.approx(m["test_accuracy_autodiff"], abs=0.01)
 
 
+@pytest.mark.slow  # a claim's experiment (quick mode)
 def test_vanishing_gradients_sigmoid_vanishes_relu_needs_its_init(tmp_path):
     m = _check_result(
         examples.load("vanishing_gradients").run(tmp_path, quick=True), "holds with a caveat"
@@ -157,6 +164,7 @@ def test_vanishing_gradients_sigmoid_vanishes_relu_needs_its_init(tmp_path):
     assert dead["He init, biases -1"] > dead["He init"]
 
 
+@pytest.mark.slow  # a claim's experiment (quick mode)
 def test_memory_rnn_keeps_a_token_past_seven_steps(tmp_path):
     m = _check_result(examples.load("memory").run(tmp_path, quick=True), "does not hold")
     assert m["ks"] == [10, 20]
@@ -168,6 +176,7 @@ def test_memory_rnn_keeps_a_token_past_seven_steps(tmp_path):
     assert m["separation_end_trained"]["rnn"] > 100 * m["separation_end_init"]["rnn"]
 
 
+@pytest.mark.slow  # a claim's experiment (quick mode)
 def test_dropout_narrows_the_gap_a_little(tmp_path):
     m = _check_result(examples.load("dropout").run(tmp_path, quick=True), "holds with a caveat")
     assert m["gap_dropout"] < m["gap_no_dropout"]
@@ -176,6 +185,7 @@ def test_dropout_narrows_the_gap_a_little(tmp_path):
     assert m["ensemble_agreement"] > 0.95  # the scaled network ~ the average of sub-networks
 
 
+@pytest.mark.slow  # a claim's experiment (quick mode)
 def test_batch_norm_trains_deep_sigmoid_and_widens_the_learning_rates(tmp_path):
     m = _check_result(examples.load("batch_norm").run(tmp_path, quick=True), "holds with a caveat")
     reach = m["best_reach"]
@@ -187,6 +197,7 @@ def test_batch_norm_trains_deep_sigmoid_and_widens_the_learning_rates(tmp_path):
     assert math.isfinite(reach["tanh plain"]) and math.isfinite(reach["tanh bn"])
 
 
+@pytest.mark.slow  # a claim's experiment (quick mode)
 def test_objective_functions_f1_and_the_losses(tmp_path):
     m = _check_result(
         examples.load("objective_functions").run(tmp_path, quick=True), "holds with a caveat"
@@ -208,6 +219,7 @@ def test_objective_functions_f1_and_the_losses(tmp_path):
     assert m["ce_vs_sklearn"] < 1e-12 and m["ce_vs_frequencies"] < 1e-6
 
 
+@pytest.mark.slow  # a claim's experiment (quick mode)
 def test_report_builds_from_the_topics_run(tmp_path, capsys):
     assert report.main(["--quick", "--only", "learning_rate", "--out", str(tmp_path)]) == 0
     assert "learning_rate: holds:" in capsys.readouterr().out

@@ -132,6 +132,7 @@ def test_mesh_and_sharding_errors():
     np.testing.assert_equal(parallel.make_mesh(2).devices.size, 2)
 
 
+@pytest.mark.slow  # the example's timed run over 1, 2, 4 and 8 devices
 def test_data_parallel_example_prints_throughput_per_device_count():
     """The example script, as a user runs it (its own process, 4 simulated devices)."""
     import os

@@ -266,6 +266,7 @@ def test_backward_is_one_hop_from_the_op(kind):
         assert f"_{kind}_step_bwd" in fn.bwd.__code__.co_names, fn.bwd.__name__
 
 
+@pytest.mark.slow  # compiles T = 4096 twice
 def test_lstm_rematerialization_bounds_memory():
     """T = 4096 (batch 16, hidden 128, float32), a loss on the last state: the
     compiled temporary memory of jit(value_and_grad) with checkpoint_every=64

@@ -45,7 +45,9 @@ def hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:
       The loss, shape ``(...)``; 0 once every ``labels * scores >= 1``.
 
     Numerics: labels other than -1 and +1 (0/1 labels, say) raise when
-    concrete; under ``jit`` they make the example's loss and gradients NaN. A
+    concrete; under ``jit`` a label of 0 (the 0/1 convention's negative class)
+    makes its entry's loss and gradients NaN (other values cannot be told from a
+    differentiated label near +-1, and are left to the eager check). A
     NaN score gives a NaN loss (never the 0 of a failed ``margin > 0``).
 
     Examples:
@@ -63,7 +65,7 @@ def hinge(scores: jax.Array, labels: jax.Array) -> jax.Array:
     """
     _check_pair("hinge", mean=True, scores=scores, labels=labels)
     _check_signs("hinge", labels)
-    margin = nan_where_not(jnp.abs(labels) == 1, 1 - labels * scores)
+    margin = nan_where_not(labels != 0, 1 - labels * scores)
     return jnp.mean(jnp.where(margin <= 0, 0, margin), axis=-1)
 
 
@@ -74,7 +76,7 @@ def _hinge_fwd(scores, labels):
 def _hinge_bwd(res, dy):
     scores, labels = res
     g = jnp.where(1 - labels * scores <= 0, 0, -dy[..., None] / scores.shape[-1])
-    g = nan_where_not(jnp.abs(labels) == 1, g)
+    g = nan_where_not(labels != 0, g)
     return g * labels, g * scores
 
 
