@@ -144,8 +144,10 @@ def environment_line(meta: dict) -> str:
     return "; ".join(parts) + "."
 
 
-def markdown(rows: list[dict], meta: dict) -> str:
-    """The full report: headline first, then environment, table, targets, notes."""
+def markdown(rows: list[dict], meta: dict, table_link: str | None = None) -> str:
+    """The full report: headline first, then environment, table, targets, notes;
+    with ``table_link``, a link to the full report takes the table's place and
+    the notes are left out (a sweep's README block)."""
     lines = headline_lines(meta)
     if meta.get("stale"):
         lines += ["", f"**Stale**: {meta['stale']}."]
@@ -160,8 +162,11 @@ def markdown(rows: list[dict], meta: dict) -> str:
             "",
         ]
     lines += [_run_line(meta), ""]
-    lines += _table(rows, meta)
-    lines += ["", *_notes(rows, meta)]
+    if table_link:
+        lines.append(f"Every row, target and note: [{table_link}]({table_link}).")
+    else:
+        lines += _table(rows, meta)
+        lines += ["", *_notes(rows, meta)]
     return "\n".join(lines).rstrip() + "\n"
 
 

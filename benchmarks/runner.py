@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import pathlib
 import random
 import signal
@@ -197,11 +198,14 @@ class Run:
         chart_paths = self._charts(dest, rows, meta) if args.chart and self.timed else []
         files = dest.finish(complete)
         if args.readme:
-            md = report.markdown(rows, meta)
+            readme = pathlib.Path(args.readme)
+            link = None
+            if args.mode == "sweep":  # a sweep's table is long: the README links to it
+                full = next(p for p in files if p.suffix == ".md")
+                link = os.path.relpath(full.resolve(), readme.resolve().parent)
+            md = report.markdown(rows, meta, table_link=link)
             final_charts = [p for p in files if p.suffix == ".png"]
-            output.update_readme(
-                pathlib.Path(args.readme), output.readme_key(meta), md, final_charts
-            )
+            output.update_readme(readme, output.readme_key(meta), md, final_charts)
         self._summary(rows, meta, files, complete, committed, chart_paths)
         bad = [verdicts.label(r) for r in rows if not r.get("agree") or "error" in r]
         if args.mode == "smoke":
