@@ -162,9 +162,9 @@ def ceilings(*, elements: int, matmul_n: int, repeats: int) -> dict:
 CUDNN_DTYPES = ("float32", "float64")
 
 
-def probe_gpu_peer(spec, platform_name: str, dtype) -> dict:
+def probe_gpu_peer(spec, platform_name: str, dtype, dry: bool = False) -> dict:
     """Whether ``spec.gpu_peer`` (cuDNN's LSTM) runs here, with the reason when
-    not: tried once, at a tiny size, before the run."""
+    not: tried once, at a tiny size, before the run (``dry``: not tried)."""
     name = spec.gpu_peer_name or "GPU peer"
     if platform_name != "gpu":
         return {"available": False, "reason": f"{name} runs on GPUs only"}
@@ -174,6 +174,8 @@ def probe_gpu_peer(spec, platform_name: str, dtype) -> dict:
             "reason": f"{name}: its lowering accepts only float32 and float64, "
             f"not {jnp.dtype(dtype).name}",
         }
+    if dry:
+        return {"available": True, "reason": "not tried (--plan)"}
     from benchmarks.cases import op_case
     from benchmarks.rows import error_text
 

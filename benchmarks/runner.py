@@ -4,6 +4,7 @@ a running ETA, the budget kept, and the report at the end."""
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import pathlib
@@ -116,8 +117,6 @@ class Run:
         """Says whether this device's committed results still match the code."""
         path = pathlib.Path(self.args.out) / (output.stem(meta) + ".json")
         if path.exists():
-            import json
-
             try:
                 why = device.staleness(json.loads(path.read_text()))
             except (ValueError, KeyError):
@@ -131,10 +130,7 @@ class Run:
             spec = OPS.get(name)
             if spec is None or spec.gpu_peer is None or spec.gpu_peer_name in peers:
                 continue
-            if dry and platform == "gpu":
-                peers[spec.gpu_peer_name] = {"available": True, "reason": "not probed (--plan)"}
-            else:
-                peers[spec.gpu_peer_name] = device.probe_gpu_peer(spec, platform, self.dtype)
+            peers[spec.gpu_peer_name] = device.probe_gpu_peer(spec, platform, self.dtype, dry=dry)
             probe = peers[spec.gpu_peer_name]
             if not probe["available"] and platform == "gpu":
                 self.console.print(f"[yellow]{spec.gpu_peer_name} not run:[/] {probe['reason']}")
