@@ -519,15 +519,19 @@ def rms_norm(x: jax.Array, scale: jax.Array, *, axis: int = -1, eps: float = 1e-
     axis = _check_norm("rms_norm", x, axis, scale=scale)
     dtype = x.dtype
     x, scale = _wide(x, scale)
-    inv_rms = jax.lax.rsqrt(jnp.mean(x * x, axis=axis, keepdims=True) + eps)
-    return (x * inv_rms * _along(scale, axis, x.ndim)).astype(dtype)
+    return (x * _inv_rms(x, axis, eps) * _along(scale, axis, x.ndim)).astype(dtype)
+
+
+def _inv_rms(x, axis: int, eps: float):
+    """``1 / sqrt(mean(x**2) + eps)`` along ``axis``, kept: the forward's and the
+    backward's one expression."""
+    return jax.lax.rsqrt(jnp.mean(x * x, axis=axis, keepdims=True) + eps)
 
 
 def _rms_norm_fwd(x, scale, *, axis=-1, eps=1e-6):
     y = rms_norm.autodiff(x, scale, axis=axis, eps=eps)
     (wide_x,) = _wide(x)
-    inv_rms = jax.lax.rsqrt(jnp.mean(wide_x * wide_x, axis=axis % x.ndim, keepdims=True) + eps)
-    return y, (x, scale, inv_rms)
+    return y, (x, scale, _inv_rms(wide_x, axis % x.ndim, eps))
 
 
 def _rms_norm_bwd(res, dy, *, axis=-1):
