@@ -5,21 +5,33 @@
     python -m examples.gradient                 # one topic: its figure and verdict line
 
 A topic is a module ``examples/<name>.py`` with ``TITLE``, ``CLAIM`` (the cheat sheet's
-words) and ``run(out_dir, quick=False) -> dict``, which writes ``out_dir/<name>.png`` and
+words), ``USES`` (the dlref source files its results depend on, see :func:`code_files`)
+and ``run(out_dir, quick=False) -> dict``, which writes ``out_dir/<name>.png`` and
 returns :func:`result`'s dict: ``verdict`` (one of :data:`VERDICTS`), ``summary`` (one line
 with the measured numbers), ``figure`` (the PNG's path), ``notes`` (Markdown: what was
 measured, and the correct statement where the cheat sheet is loose or wrong) and
 ``measured`` (the key numbers, which tests/test_examples.py asserts). ``quick=True`` is a
 smaller run of the same measurement, for the tests.
 
-Adding a topic: write the module, add its name to :data:`TOPICS`, add its test.
+Adding a topic: write the module (with ``TITLE``, ``CLAIM``, ``USES`` and ``run``), add its
+name to :data:`TOPICS` (one line), add its test, and run ``python -m examples --only <name>``
+to commit its figure and JSON. Each cheat-sheet claim it judges is a row of
+``examples/claims.py`` naming the topic (a topic on something the cheat sheet does not
+claim, such as a CNN, needs no row).
+
+Never stale: each topic's JSON records :func:`code_hash` of the code it ran, and
+tests/test_report.py fails, naming the topic and the command that refreshes it, when that
+hash differs from the current code's, or when REPORT.md differs from the report
+``python -m examples --report`` builds from the committed JSONs.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import pathlib
+import subprocess
 import time
 from types import ModuleType
 from typing import Any
@@ -32,16 +44,22 @@ __all__ = [
     "FIGURES",
     "TOPICS",
     "VERDICTS",
+    "ROOT",
     "adam_init",
     "adam_update",
+    "code_files",
+    "code_hash",
     "digits",
+    "git_commit",
     "key",
     "load",
     "main_one",
+    "mean_interval",
     "result",
     "save",
     "setup",
     "verdict_line",
+    "wilson",
 ]
 
 matplotlib.use("Agg")  # before any topic imports pyplot: no display needed
@@ -64,6 +82,51 @@ TOPICS = [
 VERDICTS = ("holds", "holds with a caveat", "does not hold")
 
 FIGURES = pathlib.Path(__file__).parent / "figures"
+ROOT = pathlib.Path(__file__).parent.parent  # the repository
+
+
+def code_files(name: str) -> list[str]:
+    """The files whose contents a topic's results depend on, relative to the repository:
+    ``examples/<name>.py``, ``examples/__init__.py`` and the topic's ``USES``.
+
+    ``USES`` lists dlref files (or folders, all their ``*.py`` files) by hand: the modules
+    the experiment runs through, not all of dlref, so that a new layer or activation added
+    elsewhere in dlref does not mark every topic stale. tests/test_report.py checks that it
+    names every dlref module the topic imports. dlref's shared helpers (``_op``, ``_checks``,
+    ``_numerics``) are left out: every op's numbers are pinned by the registry-wide tests of
+    tests/test_ops.py, and hashing them would mark every topic stale at each edit there.
+    """
+    module = load(name)
+    files = [f"examples/{name}.py", "examples/__init__.py"]
+    for entry in module.USES:
+        path = ROOT / entry
+        if path.is_dir():
+            files += sorted(str(p.relative_to(ROOT)) for p in path.rglob("*.py"))
+        elif path.is_file():
+            files.append(entry)
+        else:
+            raise ValueError(f"{name}.USES: {entry!r} is not a file or folder of the repository")
+    return sorted(set(files))
+
+
+def code_hash(name: str) -> str:
+    """SHA-256 (hex, first 16 digits) of the :func:`code_files` of a topic: each file's
+    path and bytes, in sorted order."""
+    digest = hashlib.sha256()
+    for rel in code_files(name):
+        digest.update(rel.encode() + b"\0" + (ROOT / rel).read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def git_commit() -> str:
+    """The checkout's HEAD commit (``"unknown"`` outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return out.stdout.strip()
 
 
 def setup() -> None:
@@ -180,6 +243,34 @@ def adam_update(
         return p - learning_rate * (m / c1) / (jnp.sqrt(v / c2) + eps)
 
     return jax.tree.map(step, params, m, v), (m, v, count)
+
+
+def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of a success rate ``successes / n``.
+
+    ``(p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)``: unlike the normal
+    approximation it stays inside [0, 1] and is not empty at 0 or n successes (Wilson 1927).
+    """
+    if n <= 0:
+        raise ValueError(f"wilson: n must be positive; got {n}")
+    p = successes / n
+    centre = p + z * z / (2 * n)
+    half = z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
+
+
+def mean_interval(values: Any, level: float = 0.95) -> tuple[float, float, float]:
+    """The mean of ``values`` and its Student-t confidence interval: ``(mean, low, high)``
+    (``mean -+ t_(n-1) s / sqrt(n)``; a single value has the interval ``(mean, mean)``)."""
+    import numpy as np
+    from scipy import stats
+
+    x = np.asarray(values, np.float64).ravel()
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, mean, mean
+    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    return mean, mean - half, mean + half
 
 
 def verdict_line(name: str, res: dict[str, Any]) -> str:

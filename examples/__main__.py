@@ -3,10 +3,13 @@
     python -m examples                            # every topic in examples.TOPICS
     python -m examples --only gradient,l1_vs_l2   # some; the others keep their last results
     python -m examples --quick                    # the small versions the tests run
+    python -m examples --report                   # REPORT.md from the stored results only
 
 Figures and each topic's result (JSON) go to ``<out>/figures/``; the report, built from
-every topic's latest result in TOPICS order, to ``<out>/REPORT.md`` (``--out`` defaults to
-the examples/ folder).
+every topic's latest result in TOPICS order and from the claims of examples/claims.py, to
+``<out>/REPORT.md`` (``--out`` defaults to the examples/ folder). The report is a function
+of the JSONs alone (no clock, no machine read at build time), so tests/test_report.py can
+rebuild it and compare it with the committed file.
 """
 
 from __future__ import annotations
@@ -22,16 +25,23 @@ from typing import Any
 import jax
 
 import examples
+from examples import claims
 
 HEADER = """# The cheat sheet's claims, checked
 
-Every claim of the "Deep Learning Cheat Sheet" (Camron Godbout, 2016) that an experiment can test,
-with the experiment's figure and a verdict: **holds**, **holds with a caveat** or **does not
-hold**, with the measured numbers. Where the cheat sheet is loose or wrong, the notes say so
-and give the correct statement. Built by `python -m examples` (one topic:
-`python -m examples.<topic>`); each experiment is a module of `examples/` with fixed seeds,
-and `tests/test_examples.py` asserts every verdict on a smaller run, so this report cannot
-silently go stale.
+Every claim of the "Deep Learning Cheat Sheet" (Camron Godbout, 2016), one row each, quoted
+from the text (examples/cheatsheet.md), with a verdict: **holds**, **holds with a caveat**,
+**does not hold** or **not testable** (with the reason), and its evidence: the topic whose
+experiment measured it, below, with its figure and numbers. Where the cheat sheet is loose or
+wrong, the notes say so and give the correct statement.
+
+Built by `python -m examples` (one topic: `python -m examples --only <topic>`); each
+experiment is a module of `examples/` with fixed seeds. Every number in this file is
+generated from the topics' JSON results (examples/figures/), which record the commit and a
+hash of the code that produced them; `tests/test_report.py` fails when a result's code has
+changed since, or when this file differs from the one the results build
+(`python -m examples --report`), and `tests/test_examples.py` asserts each verdict on a
+smaller run.
 """
 
 
@@ -45,6 +55,52 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy and JAX scalars
         return value.item()
     return value
+
+
+def environment() -> str:
+    """Where a result was computed: JAX's version, the machine and backend, Python's version."""
+    return (
+        f"JAX {jax.__version__} on {platform.machine()} ({jax.default_backend()}), "
+        f"Python {platform.python_version()}"
+    )
+
+
+def anchor(i: int, title: str) -> str:
+    """GitHub's anchor of the heading ``## i. title``."""
+    text = f"{i}-{title}".lower().replace(" ", "-")
+    return "".join(c for c in text if c.isalnum() or c in "-_")
+
+
+def load_records(out: pathlib.Path) -> list[dict[str, Any]]:
+    """The stored result of every topic in TOPICS that has one, in TOPICS order."""
+    records = []
+    for name in examples.TOPICS:
+        path = out / "figures" / f"{name}.json"
+        if path.exists():
+            records.append(json.loads(path.read_text()))
+    return records
+
+
+def claims_table(records: list[dict[str, Any]]) -> list[str]:
+    """The summary table: one row per claim of examples/claims.py."""
+    index = {r["name"]: (i, r) for i, r in enumerate(records, 1)}
+    lines = [
+        "| # | section | claim (quoted) | verdict | evidence |",
+        "|---|---|---|---|---|",
+    ]
+    counts = dict.fromkeys(claims.CLAIM_VERDICTS, 0)
+    for n, claim in enumerate(claims.CLAIMS, 1):
+        found = index.get(claim.topic) if claim.topic else None
+        verdict, evidence = claims.judge(claim, found[1]["measured"] if found else None)
+        counts[verdict] += 1
+        link = f" ([{found[1]['title']}](#{anchor(found[0], found[1]['title'])}))" if found else ""
+        quote = claim.quote.replace("|", "\\|")
+        evidence = evidence.replace("|", "\\|")
+        lines.append(
+            f"| {n} | {claim.section} | \u201c{quote}\u201d | **{verdict}** | {evidence}{link} |"
+        )
+    tally = ", ".join(f"{v}: {c}" for v, c in counts.items())
+    return [f"**{len(claims.CLAIMS)} claims** ({tally}).", "", *lines]
 
 
 def run_topic(name: str, figures: pathlib.Path, quick: bool) -> dict[str, Any]:
@@ -64,6 +120,10 @@ def run_topic(name: str, figures: pathlib.Path, quick: bool) -> dict[str, Any]:
         "measured": _jsonable(res["measured"]),
         "mode": "quick" if quick else "full",
         "seconds": round(seconds, 1),
+        "commit": examples.git_commit(),
+        "code_hash": examples.code_hash(name),
+        "code_files": examples.code_files(name),
+        "environment": environment(),
     }
     (figures / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
     return record
@@ -71,23 +131,27 @@ def run_topic(name: str, figures: pathlib.Path, quick: bool) -> dict[str, Any]:
 
 def build_report(out: pathlib.Path) -> str:
     """REPORT.md from the stored results of every topic in TOPICS (those present)."""
-    records = []
-    for name in examples.TOPICS:
-        path = out / "figures" / f"{name}.json"
-        if path.exists():
-            records.append(json.loads(path.read_text()))
-    lines = [HEADER]
-    lines.append(
-        f"Run with JAX {jax.__version__} on {platform.machine()} "
-        f"({jax.default_backend()}), Python {platform.python_version()}.\n"
-    )
-    lines.append("| # | topic | verdict | seconds |")
-    lines.append("|---|---|---|---|")
+    records = load_records(out)
+    lines = [HEADER, "## The claims", ""]
+    lines += claims_table(records)
+    envs = sorted({r.get("environment", "an unrecorded environment") for r in records})
+    total = sum(r["seconds"] for r in records)
+    lines += [
+        "",
+        "## The experiments",
+        "",
+        f"Run with {'; '.join(envs)}. Seconds: each topic's wall time on a 2-core machine "
+        f"shared with other work (total {total:.0f} s).",
+        "",
+        "| # | topic | verdict | seconds | code hash |",
+        "|---|---|---|---|---|",
+    ]
     for i, r in enumerate(records, 1):
-        anchor = f"{i}-{r['title']}".lower().replace(" ", "-")
-        anchor = "".join(c for c in anchor if c.isalnum() or c == "-")
         mode = " (quick)" if r["mode"] == "quick" else ""
-        lines.append(f"| {i} | [{r['title']}](#{anchor}) | {r['verdict']} | {r['seconds']}{mode} |")
+        lines.append(
+            f"| {i} | [{r['title']}](#{anchor(i, r['title'])}) | {r['verdict']} | "
+            f"{r['seconds']}{mode} | `{r.get('code_hash', '-')}` |"
+        )
     for i, r in enumerate(records, 1):
         mode = ", quick mode" if r["mode"] == "quick" else ""
         lines += [
@@ -102,7 +166,8 @@ def build_report(out: pathlib.Path) -> str:
             "",
             r["notes"],
             "",
-            f"*`python -m examples.{r['name']}`: {r['seconds']} s{mode}.*",
+            f"*`python -m examples --only {r['name']}`: {r['seconds']} s{mode}; "
+            f"code hash `{r.get('code_hash', '-')}`, commit `{r.get('commit', '-')[:10]}`.*",
         ]
     return "\n".join(lines) + "\n"
 
@@ -113,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
         "--only", help="comma-separated topics (default: all): " + ", ".join(examples.TOPICS)
     )
     parser.add_argument("--quick", action="store_true", help="the small, fast versions")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="only rebuild REPORT.md from the stored results (runs no experiment)",
+    )
     parser.add_argument(
         "--out",
         type=pathlib.Path,
@@ -128,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     figures.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
-    for i, name in enumerate(names, 1):
-        print(f"[{i}/{len(names)}] {name} ...", flush=True)
+    for i, name in enumerate([] if args.report else names, 1):
+        elapsed = time.perf_counter() - start
+        print(f"[{i}/{len(names)}] {name} ... ({elapsed:.0f} s so far)", flush=True)
         record = run_topic(name, figures, args.quick)
         print(f"  {examples.verdict_line(name, record)} ({record['seconds']} s)", flush=True)
     report = args.out / "REPORT.md"

@@ -31,6 +31,8 @@ CLAIM = (
     "will have stronger gradients: since data is centered around 0, the derivatives are "
     "higher. [...] This also avoids bias in the gradients."
 )
+# The dlref code the results depend on (hashed into the JSON: examples.code_files)
+USES = ("dlref/activations/_basic.py",)
 
 # The largest |sum - softplus| over x in [-5, N - 5] and N >= 10 is 0.010621, at N = 10 and
 # x = 0.008 (measured below); for N >= 11 it is below 0.0106, and it falls to the

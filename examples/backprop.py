@@ -33,6 +33,13 @@ CLAIM = (
     "weights of the network after forward propagating inputs through the network. This is "
     "used by applying the chain rule in calculus."
 )
+# The dlref code the results depend on (hashed into the JSON: examples.code_files)
+USES = (
+    "dlref/networks.py",
+    "dlref/optim.py",
+    "dlref/layers/_dense.py",
+    "dlref/losses/_cross_entropy.py",
+)
 
 SIZES = (64, 128, 64, 10)
 LEARNING_RATE = 0.1
@@ -49,9 +56,11 @@ def _diff(a, b) -> jax.Array:
 
 
 @jax.jit
-def train(params, x, y, batches):
+def train(params, x, y, batches, x64):
     """Both trainings in one scan: ``(final manual, final autodiff)`` and, per step, the
-    two losses and the relative difference of the two gradients at the manual params."""
+    two losses, the relative difference of the two gradients at the manual params, and
+    each one's relative error against the float64 gradient at those params (``x64``: the
+    inputs in float64)."""
     grad_autodiff = jax.grad(networks.mlp_loss.autodiff)
 
     def step(carry, idx):
@@ -61,9 +70,15 @@ def train(params, x, y, batches):
         loss_a, g_a = jax.value_and_grad(networks.mlp_loss.autodiff)(auto, xb, yb)
         same = grad_autodiff(manual, xb, yb)  # autodiff at the manual trajectory's params
         rel = _diff(g_m, same) / _norm(same)
+        wide = jax.tree.map(lambda a: a.astype(jnp.float64), manual)
+        exact = grad_autodiff(wide, x64[idx], yb)  # the same gradient, rounded far less
+
+        def error(g):
+            return _diff(jax.tree.map(lambda a: a.astype(jnp.float64), g), exact) / _norm(exact)
+
         manual = optim.gradient_descent(manual, g_m, LEARNING_RATE)
         auto = optim.gradient_descent(auto, g_a, LEARNING_RATE)
-        return (manual, auto), (loss_m, loss_a, rel)
+        return (manual, auto), (loss_m, loss_a, rel, error(g_m), error(same))
 
     return jax.lax.scan(step, (params, params), batches)
 
@@ -124,13 +139,16 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
         x = jnp.asarray(data["x_train"], dtype)
         y = jnp.asarray(data["y_train"])
         params = jax.tree.map(lambda a, dtype=dtype: a.astype(dtype), init)
-        (manual, auto), (loss_m, loss_a, rel) = train(params, x, y, batches)
+        x64 = jnp.asarray(data["x_train"], jnp.float64)
+        (manual, auto), (loss_m, loss_a, rel, err_m, err_a) = train(params, x, y, batches, x64)
         x_test, y_test = jnp.asarray(data["x_test"], dtype), jnp.asarray(data["y_test"])
         runs[jnp.dtype(dtype).name] = {
             "loss_manual": np.asarray(loss_m, np.float64),
             "loss_autodiff": np.asarray(loss_a, np.float64),
             "loss_diff": np.abs(np.asarray(loss_m, np.float64) - np.asarray(loss_a, np.float64)),
             "grad_rel": np.asarray(rel, np.float64),
+            "err_manual": np.asarray(err_m, np.float64),
+            "err_autodiff": np.asarray(err_a, np.float64),
             "param_diff": float(_max_abs_diff(jax.tree.leaves(manual), jax.tree.leaves(auto))),
             "acc_manual": float(_accuracy(manual, x_test, y_test)),
             "acc_autodiff": float(_accuracy(auto, x_test, y_test)),
@@ -155,6 +173,29 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
         drift = "never more than 1e-6 apart"
     else:
         drift = f"first more than 1e-6 apart at step {first_apart}"
+    err_m32, err_a32 = float(f32["err_manual"].max()), float(f32["err_autodiff"].max())
+    med_m32, med_a32 = float(np.median(f32["err_manual"])), float(np.median(f32["err_autodiff"]))
+    # The hand-written float32 gradient is as accurate as autodiff's: both are float32
+    # roundings of the same sums in different orders, so their errors against the float64
+    # gradient are alike: the median over the steps within a factor 2, the worst step within
+    # a factor 4 (a single step's rounding error varies by about 2x with the order).
+    as_accurate = med_m32 <= 2 * med_a32 and err_m32 <= 4 * err_a32
+    if f32["param_diff"] == 0 and f32["loss_diff"].max() == 0:
+        float32_runs = (
+            f"In float32 the two runs are bit for bit the same: the loss curves and the final "
+            f"parameters differ by 0 at all {steps} steps (inside the jitted loop XLA compiles "
+            f"both backward passes to the same arithmetic; the two gradients are bit-identical "
+            f"at {identical:.0%} of the steps)."
+        )
+    else:
+        float32_runs = (
+            f"In float32 the loss curves stay within {f32['loss_diff'].max():.1e} ({drift}) "
+            f"and the final parameters differ by {f32['param_diff']:.1e}: each step's "
+            "rounding difference is carried into the next step's parameters, and gradient "
+            "descent slowly amplifies it (the usual non-reproducibility of float32 training), "
+            "not a difference of the gradients; the two gradients are bit-identical at "
+            f"{identical:.0%} of the float32 steps (right panel, points on the floor)."
+        )
 
     fig, axes = plt.subplots(1, 3, figsize=(18, 5.2), layout="constrained")
     ax = axes[0]
@@ -199,7 +240,7 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     figure = examples.save(fig, out_dir, "backprop")
 
     holds = (
-        f32["grad_rel"].max() < 1e-5
+        as_accurate
         and f64["grad_rel"].max() < 1e-13
         and f64["loss_diff"].max() < 1e-12
         and max(per_activation.values()) < 1e-13
@@ -242,21 +283,20 @@ fused `softmax(z) - one_hot(y)` back through every layer) and once with
 {table}
 
 - **The chain rule, by hand, is autodiff's gradient**: at the same parameters the two
-  gradients differ by at most {f32["grad_rel"].max():.1e} relative in float32 (the
-  dtype's eps is 1.2e-7) and {f64["grad_rel"].max():.1e} in float64 (eps 2.2e-16):
-  rounding only, from summing in a different order. At the initialization the same
+  gradients differ by at most {f32["grad_rel"].max():.1e} relative in float32 and
+  {f64["grad_rel"].max():.1e} in float64 (eps 2.2e-16). How close two float32 gradients
+  must be depends on the cancellation in their sums (late in training, when the gradient
+  is small, a sum of many terms of both signs loses digits), not on eps alone; so each is
+  compared with the float64 gradient at the same parameters: the hand-written one is off
+  by {med_m32:.1e} relative (median over the steps; at most {err_m32:.1e}), autodiff's by
+  {med_a32:.1e} (at most {err_a32:.1e}): {"as accurate" if as_accurate else "less accurate"}
+  (the criterion: median within a factor 2, worst step within a factor 4). At the
+  initialization the same
   holds for tanh and sigmoid (float64: {act_text}), and a central finite difference
   along a random direction agrees with the hand-written gradient to {fd_rel:.1e}
   (tanh network, float64; with ReLU a difference step may straddle a kink).
 - **The loss curves coincide**: in float64 the two runs stay within
-  {f64["loss_diff"].max():.1e} of each other for all {steps} steps, and in float32 within
-  {f32["loss_diff"].max():.1e} (a few roundings of float32; {drift}). The final
-  parameters differ by {f32["param_diff"]:.1e} in float32: each step's rounding
-  difference is carried into the next step's parameters, and gradient descent slowly
-  amplifies it (the usual non-reproducibility of float32 training; summing in another
-  order does the same), not a difference of the gradients. Inside the jitted training
-  loop the two gradients are in fact bit-identical at {identical:.0%} of the float32 steps
-  (right panel, points on the floor).
+  {f64["loss_diff"].max():.1e} of each other for all {steps} steps. {float32_runs}
 - **Loose: "back tracking errors through the weights"**. Backprop propagates the
   gradient of the loss (`dL/dz` per layer, the "error" of each unit), multiplying by the
   transposed weights `w.T` and by the activation's derivative at every layer; it is
@@ -270,6 +310,10 @@ fused `softmax(z) - one_hot(y)` back through every layer) and once with
         notes,
         steps=steps,
         grad_rel_float32=float(f32["grad_rel"].max()),
+        grad_error_float32_manual=err_m32,
+        grad_error_float32_autodiff=err_a32,
+        grad_error_float32_manual_median=med_m32,
+        grad_error_float32_autodiff_median=med_a32,
         grad_rel_float64=float(f64["grad_rel"].max()),
         loss_diff_float32=float(f32["loss_diff"].max()),
         loss_diff_float64=float(f64["loss_diff"].max()),

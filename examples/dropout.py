@@ -29,6 +29,12 @@ CLAIM = (
     "This method randomly picks visible and hidden units to drop from the network. This is "
     "usually determined by picking a layer percentage dropout."
 )
+# The dlref code the results depend on (hashed into the JSON: examples.code_files)
+USES = (
+    "dlref/activations/_basic.py",
+    "dlref/layers/_dense.py",
+    "dlref/losses/_cross_entropy.py",
+)
 
 SIZES = (64, 256, 256, 10)
 N_TRAIN = 200

@@ -34,6 +34,12 @@ CLAIM = (
     "variable input. We use the gradient and go in the opposite direction since we want to "
     "decrease our loss."
 )
+# The dlref code the results depend on (hashed into the JSON: examples.code_files)
+USES = (
+    "dlref/gradcheck.py",
+    "dlref/losses/_cross_entropy.py",
+    "dlref/regularizers.py",
+)
 
 ETA = 1e-2  # the "small step" of the verdict
 N_DIRECTIONS = 72  # directions compared for steepest ascent (5 degrees apart)

@@ -34,6 +34,11 @@ CLAIM = (
     "specify model complexity. This is important because it allows your model to "
     "generalize better and not overfit to the training data."
 )
+# The dlref code the results depend on (hashed into the JSON: examples.code_files)
+USES = (
+    "dlref/losses/_regression.py",
+    "dlref/regularizers.py",
+)
 
 NOISE = 1.0  # standard deviation of the label noise
 
@@ -146,6 +151,14 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
         return np.mean((prob["x_test"] @ w.T - prob["y_test"][:, None]) ** 2, axis=0)
 
     test = {name: test_mse(w) for name, w in methods.items()}
+
+    # Complexity as a function of lam: ridge's effective degrees of freedom, the trace of its
+    # hat matrix, sum_i d_i^2 / (d_i^2 + n lam) (d_i: the singular values of X; dlref's l2 is
+    # 0.5 |w|^2), and the lasso's, its number of non-zero weights (Zou, Hastie and Tibshirani
+    # 2007).
+    singular = np.linalg.svd(prob["x"], compute_uv=False)
+    ridge_dof = np.array([np.sum(singular**2 / (singular**2 + n * lam)) for lam in lams])
+    nonzeros_l1 = p - zeros["l1_prox"]
     best = int(np.argmin(test["l1_prox"]))
     true_zero = prob["w_true"] == 0
     support_ok = bool(np.all((methods["l1_prox"][best] == 0) == true_zero))
@@ -268,6 +281,14 @@ plus `lam * l1(w)` or `lam * l2(w)`, for {len(lams)} values of lam from {lams[0]
   and L2 at its best lam to {test["l2"].min():.3f} (the noise floor is {NOISE**2:g}).
   Regularization narrows the gap to the noise floor here, where {p} features for {n}
   examples overfit; too large a lam underfits (bottom middle).
+- **"Used to specify model complexity" (loose)**: lam sets the model's effective
+  complexity continuously, with the architecture fixed: ridge's effective degrees of
+  freedom (the trace of its hat matrix, `sum_i d_i^2 / (d_i^2 + n lam)`) fall from
+  {ridge_dof[0]:.1f} at lam = {lams[0]:g} through {ridge_dof[best]:.1f} at the best lam to
+  {ridge_dof[-1]:.1f} at lam = {lams[-1]:g}, and the lasso's (its non-zero weights) from
+  {nonzeros_l1[0]} to {nonzeros_l1[best]} to {nonzeros_l1[-1]}. Regularization tunes
+  complexity, to be chosen on held-out data (here the test error picks lam); it does not
+  specify it.
 """
     return examples.result(
         verdict,
@@ -286,6 +307,8 @@ plus `lam * l1(w)` or `lam * l2(w)`, for {len(lams)} values of lam from {lams[0]
         test_mse_least_squares=float(mse_ls),
         test_mse_l1_best=float(test["l1_prox"][best]),
         test_mse_l2_best=float(test["l2"].min()),
+        ridge_dof=ridge_dof.tolist(),
+        nonzeros_l1=nonzeros_l1.tolist(),
     )
 
 

@@ -33,6 +33,12 @@ CLAIM = (
     "Precision = True Positives / (True Positives + False Positives) [...] Recall = True "
     "Positives / (True Positives + False Negatives)"
 )
+# The dlref code the results depend on (hashed into the JSON: examples.code_files)
+USES = (
+    "dlref/losses",
+    "dlref/metrics.py",
+    "dlref/optim.py",
+)
 
 N = 40  # examples in the worked example
 

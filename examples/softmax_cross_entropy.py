@@ -32,6 +32,13 @@ CLAIM = (
     "thermodynamics concept of entropy. This is used in multi class classification to find "
     "the error in the prediction."
 )
+# The dlref code the results depend on (hashed into the JSON: examples.code_files)
+USES = (
+    "dlref/activations/_basic.py",
+    "dlref/gradcheck.py",
+    "dlref/losses/_cross_entropy.py",
+    "dlref/regularizers.py",
+)
 
 C = 1.0  # scikit-learn's inverse penalty strength
 

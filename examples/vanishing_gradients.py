@@ -33,6 +33,13 @@ CLAIM = (
     "The sigmoid function has an interval of [0,1], while the ReLU has a range from "
     "[0, infinity]. [...] The ReLU does not suffer from the vanishing gradient problem."
 )
+# The dlref code the results depend on (hashed into the JSON: examples.code_files)
+USES = (
+    "dlref/networks.py",
+    "dlref/optim.py",
+    "dlref/layers/_dense.py",
+    "dlref/losses/_cross_entropy.py",
+)
 
 WIDTH = 64
 BATCH = 256
