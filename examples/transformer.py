@@ -200,7 +200,6 @@ def mirrored_attention(weights: jax.Array) -> float:
 def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     """Trains both variants, writes ``out_dir/transformer.png`` and returns the result."""
     examples.setup()  # float64 available; the main runs are float32 by their parameters
-    start = time.perf_counter()
     steps = 300 if quick else STEPS
     data = batches(0, steps)
     test = jnp.asarray(held_out(data))
@@ -233,7 +232,6 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     measured["mirrored_attention"] = mirrored_attention(weights)
     mean_heads = np.asarray(jnp.mean(weights[0], axis=0))
     figure = _figure(hand, auto, mean_heads, np.asarray(test[0]), out_dir)
-    measured["seconds"] = round(time.perf_counter() - start, 1)
     agree = difference32 < 1e-3 and difference64 < 1e-9
     learned = measured["sequence_accuracy_hand"] > 0.9
     verdict = "holds" if agree and learned else "does not hold"
@@ -291,32 +289,44 @@ def _figure(hand, auto, weights, tokens, out_dir: pathlib.Path) -> pathlib.Path:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Runs the full experiment; writes ``examples/figures/transformer.png`` and
-    ``transformer.json`` and prints the verdict line."""
+    """``python -m examples.transformer [--quick] [--out DIR]``: runs the experiment,
+    writes ``transformer.png`` and ``transformer.json`` (examples/figures/ by default) and
+    prints the verdict line. Once ``"transformer"`` is one of ``examples.TOPICS``, the
+    JSON is the report's own record (with the code hash); until then the same record
+    without it."""
     import argparse
+
+    from examples import __main__ as report
 
     parser = argparse.ArgumentParser(prog="python -m examples.transformer")
     parser.add_argument("--quick", action="store_true", help="the small, fast version")
     parser.add_argument("--out", type=pathlib.Path, default=examples.FIGURES)
     args = parser.parse_args(argv)
-    res = run(args.out, quick=args.quick)
-    record = {
-        "title": TITLE,
-        "claim": CLAIM,
-        "verdict": res["verdict"],
-        "summary": res["summary"],
-        "notes": res["notes"],
-        "measured": res["measured"],
-        "figure": res["figure"].name,
-        "commit": examples.git_commit(),
-        "jax": jax.__version__,
-        "device": str(jax.devices()[0].device_kind),
-    }
-    path = pathlib.Path(args.out) / "transformer.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(examples.verdict_line("transformer", res))
-    print(f"figure: {res['figure']}, results: {path} ({res['measured']['seconds']} s)")
-    return res
+    if "transformer" in examples.TOPICS:
+        record = report.run_topic("transformer", args.out, args.quick)
+    else:
+        start = time.perf_counter()
+        res = run(args.out, quick=args.quick)
+        record = {
+            "name": "transformer",
+            "title": TITLE,
+            "claim": CLAIM,
+            "verdict": res["verdict"],
+            "summary": res["summary"],
+            "figure": pathlib.Path(res["figure"]).name,
+            "notes": res["notes"],
+            "measured": report._jsonable(res["measured"]),
+            "mode": "quick" if args.quick else "full",
+            "seconds": round(time.perf_counter() - start, 1),
+            "commit": examples.git_commit(),
+            "environment": report.environment(),
+        }
+        (pathlib.Path(args.out) / "transformer.json").write_text(
+            json.dumps(record, indent=1) + "\n"
+        )
+    print(f"transformer: {record['verdict']}: {record['summary']}")
+    print(f"figure and results: {args.out}/transformer.png, .json ({record['seconds']} s)")
+    return record
 
 
 if __name__ == "__main__":
