@@ -4,7 +4,7 @@ The plain forward materializes the ``(T_q, T_k)`` probabilities (it is the oracl
 autodiff differentiates). Under ``jax.grad`` the forward runs block by block over
 the keys with an online softmax and keeps only ``q, k, v``, the output and the
 per-row log-sum-exp; the backward recomputes the probabilities one key block at
-a time (FlashAttention-2's algebra), so no ``(T_q, T_k)`` array is ever held.
+a time (FlashAttention-2's algebra): differentiated, no ``(T_q, T_k)`` array is formed.
 """
 
 from __future__ import annotations
@@ -135,6 +135,8 @@ def dot_product_attention(
     time (a ``lax.scan``); under ``jax.grad`` the forward too runs over key
     blocks with an online softmax (a running maximum and sum per row). The
     memory held for the backward is ``O(T)`` per row, not ``O(T_q * T_k)``.
+    A call that is not differentiated runs the plain forward, which forms the
+    ``(T_q, T_k)`` scores (as ``jax.nn``'s XLA implementation does).
 
     Conventions: ``jax.nn.dot_product_attention``'s layout
     ``(batch, time, heads, head_dim)`` and mask (boolean, True = attend,
