@@ -30,11 +30,14 @@ def test_cnn_hand_written_training_equals_autodiff_for_100_steps():
 @pytest.mark.slow  # the example's full run: 3 seeds x 600 steps, about 30 s on one core
 def test_cnn_reaches_97_percent_on_held_out_digits(tmp_path):
     res = cnn.main(tmp_path)
-    assert res["worst_param_rel_diff_at_check"] < 1e-5
-    for run in res["runs"].values():
+    assert res["verdict"] == "holds", res["summary"]
+    m = res["measured"]
+    assert m["worst_param_rel_diff_at_check"] < 1e-5
+    assert len(m["runs"]) == 3
+    for run in m["runs"].values():
         assert run["test_accuracy"] >= 0.97
         assert run["test_accuracy_autodiff"] >= 0.97
     saved = json.loads((tmp_path / "cnn.json").read_text())
-    assert saved["min_test_accuracy"] == res["min_test_accuracy"] >= 0.97
+    assert saved["measured"]["min_test_accuracy"] == m["min_test_accuracy"] >= 0.97
     png = (tmp_path / "cnn.png").read_bytes()
     assert png.startswith(PNG_SIGNATURE) and len(png) > 10_000
