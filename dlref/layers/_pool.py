@@ -257,7 +257,7 @@ def _avg_pool2d_bwd(res, dy, *, window, stride=None, padding="VALID", count_incl
     dilated = lax.pad(g, jnp.zeros((), g.dtype), spread)
     dims = (1, h.window, w.window, 1)
     return (
-        lax.reduce_window(dilated, jnp.zeros((), g.dtype), lax.add, dims, (1, 1, 1, 1), "VALID"),
+        lax.reduce_window(dilated, np.zeros((), g.dtype), lax.add, dims, (1, 1, 1, 1), "VALID"),
     )
 
 
