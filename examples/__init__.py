@@ -259,9 +259,13 @@ def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
 
 
-def mean_interval(values: Any, level: float = 0.95) -> tuple[float, float, float]:
+def mean_interval(
+    values: Any, level: float = 0.95, within: tuple[float, float] | None = None
+) -> tuple[float, float, float]:
     """The mean of ``values`` and its Student-t confidence interval: ``(mean, low, high)``
-    (``mean -+ t_(n-1) s / sqrt(n)``; a single value has the interval ``(mean, mean)``)."""
+    (``mean -+ t_(n-1) s / sqrt(n)``; a single value has the interval ``(mean, mean)``).
+    ``within``: the range the quantity cannot leave (an accuracy's ``(0, 1)``), to which
+    the interval is clipped."""
     import numpy as np
     from scipy import stats
 
@@ -270,7 +274,10 @@ def mean_interval(values: Any, level: float = 0.95) -> tuple[float, float, float
     if x.size < 2:
         return mean, mean, mean
     half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-    return mean, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if within is not None:
+        low, high = max(low, within[0]), min(high, within[1])
+    return mean, low, high
 
 
 def verdict_line(name: str, res: dict[str, Any]) -> str:

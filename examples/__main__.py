@@ -96,9 +96,9 @@ def claims_table(records: list[dict[str, Any]]) -> list[str]:
         link = f" ([{found[1]['title']}](#{anchor(found[0], found[1]['title'])}))" if found else ""
         quote = claim.quote.replace("|", "\\|")
         evidence = evidence.replace("|", "\\|")
-        lines.append(
-            f"| {n} | {claim.section} | \u201c{quote}\u201d | **{verdict}** | {evidence}{link} |"
-        )
+        if not quote.startswith("\u201c"):  # the quote's own quotation mark, else ours
+            quote = f"\u201c{quote}\u201d"
+        lines.append(f"| {n} | {claim.section} | {quote} | **{verdict}** | {evidence}{link} |")
     tally = ", ".join(f"{v}: {c}" for v, c in counts.items())
     return [f"**{len(claims.CLAIMS)} claims** ({tally}).", "", *lines]
 

@@ -270,7 +270,9 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     chosen = {v: {k: test[v][k][best_lr[v][k]] for k in ks} for v in VARIANTS}
     success = {v: {k: int(np.sum(chosen[v][k] >= SUCCESS)) for k in ks} for v in VARIANTS}
     rate_ci = {v: {k: examples.wilson(success[v][k], seeds) for k in ks} for v in VARIANTS}
-    mean_ci = {v: {k: examples.mean_interval(chosen[v][k]) for k in ks} for v in VARIANTS}
+    mean_ci = {
+        v: {k: examples.mean_interval(chosen[v][k], within=(0, 1)) for k in ks} for v in VARIANTS
+    }
 
     # Gradients |d loss / d x_t| against the lag, for the largest lag: at init and trained.
     length, xs_probe, t_probe = data_last
@@ -288,15 +290,20 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
         grad_init[v] = np.asarray(g0, np.float64)
         grad_trained[v] = np.asarray(g1, np.float64)
 
-    def geo(a: np.ndarray) -> np.ndarray:
-        return np.exp(np.mean(np.log(np.maximum(a, 1e-300)), axis=0))
+    def middle(a: np.ndarray) -> np.ndarray:
+        """The median over the seeds (axis 0): defined where a seed's gradient underflows to
+        exactly 0 in float32, where a geometric mean is not."""
+        return np.median(a, axis=0)
 
     # the gradient reaching the token (lag kmax) relative to the one from the last input (lag 0)
-    reach_init = {v: float(geo(grad_init[v][:, kmax] / grad_init[v][:, 0])) for v in VARIANTS}
-    at7_init = {v: float(geo(grad_init[v][:, 7] / grad_init[v][:, 0])) for v in VARIANTS}
+    reach_init = {v: float(middle(grad_init[v][:, kmax] / grad_init[v][:, 0])) for v in VARIANTS}
+    at7_init = {v: float(middle(grad_init[v][:, 7] / grad_init[v][:, 0])) for v in VARIANTS}
     reach_trained = {
-        v: float(geo(grad_trained[v][:, kmax] / grad_trained[v][:, 0])) for v in VARIANTS
+        v: float(middle(grad_trained[v][:, kmax] / grad_trained[v][:, 0])) for v in VARIANTS
     }
+
+    def sci(value: float) -> str:
+        return "0 (underflows in float32)" if value == 0 else f"{value:.1e}"
 
     # ---- verdicts -------------------------------------------------------------------
     # "About 7 steps": the RNN's success rate at the lags past 7.
@@ -339,9 +346,9 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
         f"(95% {_interval_text(*rate_ci[best_gated][kmax])}), the RNN on "
         f"{success['rnn'][kmax]}/{seeds} "
         f"{_interval_text(*rate_ci['rnn'][kmax])}; the gradient from {kmax} steps back, relative "
-        f"to the last step's, at init: RNN {reach_init['rnn']:.0e}, GRU {reach_init['gru']:.0e}, "
+        f"to the last step's, at init: RNN {sci(reach_init['rnn'])}, GRU {sci(reach_init['gru'])}, "
         + ", ".join(
-            f"{NAMES[v]} {reach_init[v]:.0e}" for v in ("lstm b1", "lstm b3", "lstm chrono")
+            f"{NAMES[v]} {sci(reach_init[v])}" for v in ("lstm b1", "lstm b3", "lstm chrono")
         )
         + (
             "; the LSTM's forget-gate init decides it ("
@@ -356,16 +363,18 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     fig, axes = plt.subplots(2, 2, figsize=(15, 10.5), layout="constrained")
     lags = np.arange(length)
     for ax, grads, title in (
-        (axes[0, 0], grad_init, f"at initialization (geometric mean of {seeds} seeds)"),
+        (axes[0, 0], grad_init, f"at initialization (median of {seeds} seeds; 0 not drawn)"),
         (
             axes[0, 1],
             grad_trained,
-            f"after training on k = {kmax} at the chosen lr (geometric mean of {seeds} seeds)",
+            f"trained on k = {kmax} at the chosen lr (median of {seeds} seeds; 0 not drawn)",
         ),
     ):
         for v in VARIANTS:
             rel = grads[v] / grads[v][:, :1]
-            ax.semilogy(lags, geo(rel), "-", color=COLOURS[v], label=NAMES[v])
+            shown = middle(rel)
+            positive = shown > 0  # an exact 0 (float32 underflow) has no place on a log axis
+            ax.semilogy(lags[positive], shown[positive], "-", color=COLOURS[v], label=NAMES[v])
         ax.axvline(7, color="grey", ls=":", lw=1)
         ax.set_xlabel("lag: steps between the input x_t and the read-out")
         ax.set_ylabel("|d loss / d x_t| / |d loss / d x_T|")
@@ -433,7 +442,7 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     head = "| k | " + " | ".join(NAMES[v] for v in VARIANTS) + " |\n|---|" + "---|" * len(VARIANTS)
     rows = "\n".join(f"| {k} | " + " | ".join(cell_text(v, k) for v in VARIANTS) + " |" for k in ks)
     grad_rows = "\n".join(
-        f"| {NAMES[v]} | {at7_init[v]:.2g} | {reach_init[v]:.1e} | {reach_trained[v]:.1e} |"
+        f"| {NAMES[v]} | {at7_init[v]:.2g} | {sci(reach_init[v])} | {sci(reach_trained[v])} |"
         for v in VARIANTS
     )
     lr_text = ", ".join(f"{lr:g}" for lr in lrs)
@@ -461,7 +470,7 @@ steps of Adam, mini-batches of {BATCH}, the same batches for every network); the
 chosen per (variant, k) by the mean accuracy on {n_val} validation sequences, and the
 table gives, at that rate, on {n_test} test sequences: the seeds that recall (test accuracy
 >= {SUCCESS:.0%}) with the Wilson 95% interval of that rate; the mean test accuracy with
-its Student-t 95% interval (chance {CHANCE:.0%}); the chosen rate.
+its Student-t 95% interval, clipped to [0, 100%] (chance {CHANCE:.0%}); the chosen rate.
 
 {head}
 {rows}
@@ -471,7 +480,7 @@ its Student-t 95% interval (chance {CHANCE:.0%}); the chosen rate.
 
 The gradient of the loss with respect to the input `x_t`, `|d loss / d x_t|` (RMS over {PROBE}
 test sequences of length {length}, read out at the last step; `jax.grad` through the
-hand-written backward), relative to the last input's, geometric mean over the {seeds} seeds:
+hand-written backward), relative to the last input's, median over the {seeds} seeds:
 
 | variant | 7 steps back, init | {kmax} steps back, init | {kmax} back, trained on k = {kmax} |
 |---|---|---|---|

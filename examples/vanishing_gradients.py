@@ -52,6 +52,15 @@ CONFIGS = {
     "relu (He init)": ("relu", float(np.sqrt(2.0))),
 }
 COLOURS = {"sigmoid": "C0", "tanh": "C1", "relu (LeCun init)": "C2", "relu (He init)": "C3"}
+# Exploding gradients: a ReLU network whose weights are EXPLODE_GAIN times He's, so that
+# each layer multiplies the backpropagated error by about that factor; trained with and
+# without clipping the gradient's global norm to CLIP_NORM, at each lr of CLIP_LRS.
+EXPLODE_GAIN = 1.5
+EXPLODE_DEPTH = 12
+CLIP_NORM = 1.0
+CLIP_LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+DEAD_LRS = (0.05, 0.1, 0.2, 0.3, 0.4)  # the dead-unit count after training, a small and large lr
+CLIP_SEEDS = 10
 
 
 def init(seed: int, depth: int, gain: float = 1.0, bias: float = 0.0, seeds: int = 0) -> list:
@@ -150,6 +159,86 @@ def train_relu(params, x, y, batches, learning_rate) -> list:
     return jax.lax.scan(step, params, batches)[0]
 
 
+@jax.jit
+def train_clipped(params, learning_rates, clips, x, y, batches):
+    """Gradient descent on a ReLU MLP, each step's gradient scaled down to global norm at
+    most ``clip`` (``inf``: no clipping), vmapped over stacked ``(params, lr, clip)``.
+    Returns each step's gradient norm (before clipping) and the final loss on ``x``."""
+
+    def one(params, lr, clip):
+        def step(params, idx):
+            g = jax.grad(networks.mlp_loss)(params, x[idx], y[idx], activation="relu")
+            norm = jnp.sqrt(sum(jnp.sum(a * a) for a in jax.tree.leaves(g)))
+            scale = jnp.minimum(1.0, clip / norm)
+            g = jax.tree.map(lambda a: a * scale, g)
+            return optim.gradient_descent(params, g, lr), norm
+
+        params, norms = jax.lax.scan(step, params, batches)
+        return norms, networks.mlp_loss(params, x, y, activation="relu")
+
+    return jax.vmap(one)(params, learning_rates, clips)
+
+
+def exploding(x_all, y_all, batches) -> dict:
+    """The exploding gradient and clipping: the per-layer gradient growth of a ReLU MLP
+    with weights EXPLODE_GAIN x He's, and its training with and without clipping."""
+    gain = EXPLODE_GAIN * float(np.sqrt(2.0))
+    seeds = CLIP_SEEDS
+    base = init(200, EXPLODE_DEPTH, gain, seeds=seeds)
+    errors = np.asarray(
+        error_norms(
+            jax.tree.map(jnp.asarray, base), x_all[:BATCH], y_all[:BATCH], activation="relu"
+        )
+    )  # |dL/dz_l| per layer: the backpropagated error, first layer over the last hidden one
+    growth = float(np.exp(np.mean(np.log(errors[:, 0] / errors[:, -2]))))
+    n_lr = len(CLIP_LRS)
+    stacked = jax.tree.map(
+        lambda a: jnp.asarray(np.tile(a, (2 * n_lr,) + (1,) * (a.ndim - 1))), base
+    )
+    lrs = np.repeat(np.tile(CLIP_LRS, 2), seeds)
+    clips = np.repeat([np.inf, CLIP_NORM], n_lr * seeds)
+    norms, final = train_clipped(
+        stacked, jnp.asarray(lrs), jnp.asarray(clips), x_all, y_all, batches
+    )
+    final = np.asarray(final, np.float64).reshape(2, n_lr, seeds)
+    first_norm = float(np.median(np.asarray(norms)[:, 0]))
+    start = float(
+        np.median(
+            np.asarray(
+                jax.vmap(lambda p: networks.mlp_loss(p, x_all, y_all, activation="relu"))(
+                    jax.tree.map(jnp.asarray, base)
+                )
+            )
+        )
+    )
+    out = {}
+    for i, name in enumerate(("no clipping", f"clipped to norm {CLIP_NORM:g}")):
+        diverged = ~np.isfinite(final[i]) | (final[i] > start)
+        rows = []
+        for j, lr in enumerate(CLIP_LRS):
+            n_div = int(diverged[j].sum())
+            ok = final[i, j][~diverged[j]]
+            rows.append(
+                {
+                    "lr": lr,
+                    "diverged": n_div,
+                    "diverged_interval": examples.wilson(n_div, seeds),
+                    "loss": examples.mean_interval(ok, within=(0, np.inf)) if ok.size else None,
+                }
+            )
+        usable = [r for r in rows if r["diverged"] == 0]
+        best = min(usable, key=lambda r: r["loss"][0]) if usable else None
+        out[name] = {"rows": rows, "best": best}
+    return {
+        "growth": growth,
+        "depth": EXPLODE_DEPTH,
+        "seeds": seeds,
+        "start_loss": start,
+        "first_norm": first_norm,
+        "runs": out,
+    }
+
+
 def _dead_summary(res) -> dict:
     dead, zero = np.asarray(res["dead"]), np.asarray(res["zero_grad"])
     active = ~dead
@@ -219,16 +308,24 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
         "He init": _dead_summary(dead_units(init_params, x_all, y_all)),
         "He init, biases -1": _dead_summary(dead_units(negative, x_all, y_all)),
     }
-    for lr in (0.05, 0.4):
+    # A small lr, and the largest of a grid at which training stays finite: a run that
+    # diverges to NaN has no dead units to count (dlref's relu propagates NaN).
+    trials = {}
+    for lr in DEAD_LRS:
         trained = train_relu(init_params, x_all, y_all, batches, jnp.asarray(lr, jnp.float64))
-        dead[f"after {steps} steps, lr {lr}"] = _dead_summary(dead_units(trained, x_all, y_all))
+        trials[lr] = _dead_summary(dead_units(trained, x_all, y_all))
+    finite = [lr for lr in DEAD_LRS if np.isfinite(trials[lr]["loss"])]
+    lr_lo, lr_hi = DEAD_LRS[0], max(finite) if finite else DEAD_LRS[-1]
+    too_large = [lr for lr in DEAD_LRS if lr not in finite]
+    dead[f"after {steps} steps, lr {lr_lo:g}"] = trials[lr_lo]
+    dead[f"after {steps} steps, lr {lr_hi:g}"] = trials[lr_hi]
     # A run whose loss is NaN diverged: its units are not "dead" but NaN (dlref's relu
     # propagates NaN; one that maps NaN to 0 would show this as a dead network with the
     # loss ln 10 of a constant output). Its gradients say nothing about dead units.
     diverged = {name for name, d in dead.items() if not np.isfinite(d["loss"])}
     all_dead_zero = all(d["dead_zero_grad"] for n, d in dead.items() if n not in diverged)
-    high = dead[f"after {steps} steps, lr 0.4"]
-    if f"after {steps} steps, lr 0.4" in diverged:
+    high = dead[f"after {steps} steps, lr {lr_hi:g}"]
+    if f"after {steps} steps, lr {lr_hi:g}" in diverged:
         died = ": training diverged (the loss is NaN), which no unit count describes"
     elif high["fraction"] > 0.9:
         died = (
@@ -238,9 +335,49 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     else:
         died = ""
     total_dead = sum(d["count"] for d in dead.values())
+    boom = exploding(x_all, y_all, batches)
+    plain_runs, clip_runs = (
+        boom["runs"]["no clipping"],
+        boom["runs"][f"clipped to norm {CLIP_NORM:g}"],
+    )
+
+    def best_text(r) -> str:
+        b = r["best"]
+        if b is None:
+            return "no learning rate trains every seed"
+        return (
+            f"best lr {b['lr']:g}: loss {b['loss'][0]:.3f} [{b['loss'][1]:.3f}, {b['loss'][2]:.3f}]"
+        )
+
+    clip_rows = "\n".join(
+        f"| {a['lr']:g} | {a['diverged']}/{boom['seeds']} | {c['diverged']}/{boom['seeds']} | "
+        + " | ".join(
+            "-"
+            if r["loss"] is None
+            else f"{r['loss'][0]:.3f} [{r['loss'][1]:.3f}, {r['loss'][2]:.3f}]"
+            for r in (a, c)
+        )
+        + " |"
+        for a, c in zip(plain_runs["rows"], clip_runs["rows"], strict=True)
+    )
+    more_usable = sum(r["diverged"] == 0 for r in clip_runs["rows"]) > sum(
+        r["diverged"] == 0 for r in plain_runs["rows"]
+    )
+    boom_text = (
+        f"with weights {EXPLODE_GAIN:g} times He's, each layer multiplies the backpropagated "
+        f"error by about {EXPLODE_GAIN:g}: at the first layer the error `dL/dz` is "
+        f"{boom['growth']:.0f} times that at the last hidden layer (depth {boom['depth']}, "
+        f"{boom['seeds']} inits), and the "
+        f"first step's gradient norm is {boom['first_norm']:.2g}. Trained {steps} steps "
+        f"(mini-batches of 64) from those inits, a run diverges (final loss non-finite or above "
+        f"the initial {boom['start_loss']:.2f}) at the larger rates without clipping; clipping "
+        f"the gradient's global norm to {CLIP_NORM:g} "
+        + ("trains at more of the rates" if more_usable else "does not widen the usable rates here")
+        + f" (without: {best_text(plain_runs)}; with: {best_text(clip_runs)}; intervals: t 95%)"
+    )
 
     # Figure.
-    fig, axes = plt.subplots(1, 3, figsize=(18, 5.4), layout="constrained")
+    fig, axes = plt.subplots(1, 4, figsize=(24, 5.4), layout="constrained")
     ax = axes[0]
     for name in CONFIGS:
         ax.semilogy(depths, norms[name], "o-", ms=4, color=COLOURS[name], label=name)
@@ -274,6 +411,42 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
         if all_dead_zero
         else "dead units: some have a non-zero gradient"
     )
+    ax = axes[3]
+    notes_div = []
+    for (name, run), colour in zip(boom["runs"].items(), ("C3", "C0"), strict=True):
+        lr_ok = [r["lr"] for r in run["rows"] if r["loss"] is not None]
+        mean = [r["loss"][0] for r in run["rows"] if r["loss"] is not None]
+        low = [r["loss"][0] - r["loss"][1] for r in run["rows"] if r["loss"] is not None]
+        high = [r["loss"][2] - r["loss"][0] for r in run["rows"] if r["loss"] is not None]
+        ax.errorbar(
+            lr_ok,
+            mean,
+            yerr=[low, high],
+            fmt="o-",
+            color=colour,
+            capsize=3,
+            label=f"{name} (mean of the runs that did not diverge)",
+        )
+        div = [f"{r['lr']:g}: {r['diverged']}" for r in run["rows"] if r["diverged"]]
+        if div:
+            notes_div.append(f"{name}, diverged of {boom['seeds']} at lr " + ", ".join(div))
+    if notes_div:
+        ax.text(
+            0.02,
+            0.02,
+            "\n".join(notes_div) + "\n(not drawn)",
+            transform=ax.transAxes,
+            fontsize=8,
+            va="bottom",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"training loss after {steps} steps")
+    ax.set_title(
+        f"exploding gradients (ReLU, {EXPLODE_GAIN:g} x He init, depth {EXPLODE_DEPTH}): clipping",
+        fontsize=10,
+    )
+    ax.legend(fontsize=8, loc="upper right")
     figure = examples.save(fig, out_dir, "vanishing_gradients")
 
     he_name, lecun_name = "relu (He init)", "relu (LeCun init)"
@@ -286,17 +459,24 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     )
     verdict = "holds with a caveat" if holds else "does not hold"
     d0, dneg = dead["He init"], dead["He init, biases -1"]
-    d_hi = dead[f"after {steps} steps, lr 0.4"]
-    d_lo = dead[f"after {steps} steps, lr 0.05"]
+    d_hi = dead[f"after {steps} steps, lr {lr_hi:g}"]
+    d_lo = dead[f"after {steps} steps, lr {lr_lo:g}"]
+    diverged_text = (
+        f" (lr {', '.join(f'{lr:g}' for lr in too_large)} diverged to a non-finite loss, so "
+        "no unit count describes them)"
+        if too_large
+        else ""
+    )
     summary = (
         f"|dL/dW_1| at depth {depths[-1]} over depth {depths[0]}: sigmoid "
         f"{ratios['sigmoid']:.1e}, tanh {ratios['tanh']:.2g}, ReLU {ratios[he_name]:.2g} with He "
         f"init but {ratios[lecun_name]:.1e} with the same LeCun init as the others; dead ReLU "
         f"units ({d0['fraction']:.1%} at init, {dneg['fraction']:.0%} with biases -1"
         + (
-            "; training at lr 0.4 diverged to NaN) get a gradient of exactly 0"
+            f"; training at lr {lr_hi:g} diverged to NaN) get a gradient of exactly 0"
             if not np.isfinite(d_hi["loss"])
-            else f", {d_hi['fraction']:.1%} after training at lr 0.4) get a gradient of exactly 0"
+            else f", {d_hi['fraction']:.1%} after training at lr {lr_hi:g}) get a gradient of "
+            "exactly 0"
         )
     )
     head = (
@@ -355,8 +535,9 @@ standardized digits; `jax.grad(mlp_loss)` (the hand-written backprop), in float6
 
 {dead_table}
 
-- Training ({steps} steps of gradient descent, mini-batches of 64) at lr 0.05 leaves
-  {d_lo["fraction"]:.1%} of the units dead (loss {d_lo["loss"]:.3f}); at lr 0.4
+- Training ({steps} steps of gradient descent, mini-batches of 64) at lr {lr_lo:g} leaves
+  {d_lo["fraction"]:.1%} of the units dead (loss {d_lo["loss"]:.3f}); at lr {lr_hi:g}, the
+  largest of {{{", ".join(f"{lr:g}" for lr in DEAD_LRS)}}} that stays finite{diverged_text},
   {d_hi["fraction"]:.1%} are dead and the loss is {d_hi["loss"]:.3f}{died}. The gradient
   flows only through active units, so a dead unit is a vanished gradient of its own
   ("dying ReLU"); leaky ReLU, a small positive bias init or a smaller learning rate are
@@ -364,6 +545,12 @@ standardized digits; `jax.grad(mlp_loss)` (the hand-written backprop), in float6
 - Some active units get no gradient either ({dneg["active_nonzero"]} have one with
   biases -1): wherever they are active, every unit they feed is inactive, so the zeros
   of the layers above reach them too.
+- **The opposite, exploding gradients, and clipping** (not in the cheat sheet): {boom_text}.
+
+| lr | diverged, no clipping | diverged, clipped | final loss, no clipping | final loss, clipped |
+|---|---|---|---|---|
+{clip_rows}
+
 - The vanishing gradient of recurrent networks (the cheat sheet's LSTM/GRU entry) is the
   memory topic's.
 """
@@ -381,6 +568,19 @@ standardized digits; `jax.grad(mlp_loss)` (the hand-written backprop), in float6
         dead_fraction={name: d["fraction"] for name, d in dead.items()},
         dead_zero_grad=all_dead_zero,
         active_nonzero={name: d["active_nonzero"] for name, d in dead.items()},
+        exploding_growth=boom["growth"],
+        clipping={
+            name: [
+                {
+                    "lr": r["lr"],
+                    "diverged": r["diverged"],
+                    "loss": None if r["loss"] is None else list(r["loss"]),
+                }
+                for r in run["rows"]
+            ]
+            for name, run in boom["runs"].items()
+        },
+        clipping_widens=more_usable,
     )
 
 

@@ -86,6 +86,14 @@ def test_activations_hinton_and_tanh(tmp_path):
     assert m["positive_sigmoid"] == 1.0 and 0.49 < m["positive_tanh"] < 0.51
     # float64, absolute, on [-5, 5]: a few ulps of values below 1 (sigmoid) and 5 (softplus)
     assert m["reference_sigmoid"] < 1e-15 and m["reference_softplus"] < 1e-14
+    # as output units: sigmoid fits probabilities better, ReLU positive targets above 1
+    out = m["output_units"]
+    assert out["sigmoid"]["prob_error"] < out["relu"]["prob_error"]
+    assert out["relu"]["positive_mse"] < out["sigmoid"]["positive_mse"]
+    for name in ("sigmoid", "sigmoid - 1/2", "tanh"):
+        mean, lo, hi = m["centring"][name]["train_loss"]
+        assert 0 <= lo <= mean <= hi and m["centring"][name]["lr"] > 0
+    assert m["claims"]["tanh_centred_training"][0] in {"holds", "holds with a caveat"}
 
 
 @pytest.mark.slow  # a claim's experiment (quick mode)
@@ -179,6 +187,11 @@ def test_vanishing_gradients_sigmoid_vanishes_relu_needs_its_init(tmp_path):
     assert m["dead_zero_grad"]  # every dead ReLU unit gets exactly zero gradient
     dead = m["dead_fraction"]
     assert dead["He init, biases -1"] > dead["He init"]
+    # exploding: weights 1.5 x He's grow the gradient about 1.5x per layer, over 12 layers
+    assert m["exploding_growth"] > 10
+    for runs in m["clipping"].values():
+        for r in runs:
+            assert 0 <= r["diverged"] <= 10 and (r["loss"] is None or r["loss"][0] >= 0)
 
 
 @pytest.mark.slow  # a claim's experiment (quick mode)
@@ -206,6 +219,11 @@ def test_dropout_narrows_the_gap_a_little(tmp_path):
     assert m["test_dropout"] > m["test_no_dropout"]
     assert m["train_dropout"] == 1.0 and m["train_no_dropout"] == 1.0  # both memorize
     assert m["ensemble_agreement"] > 0.95  # the scaled network ~ the average of sub-networks
+    base = m["baselines"]
+    assert set(base) == {"none", "weight decay", "dropout", "early stopping"}
+    for r in base.values():
+        mean, lo, hi = r["test"]
+        assert lo <= mean <= hi and mean > 0.8  # every method learns digits from 200 images
 
 
 @pytest.mark.slow  # a claim's experiment (quick mode)
@@ -218,6 +236,10 @@ def test_batch_norm_trains_deep_sigmoid_and_widens_the_learning_rates(tmp_path):
     usable = m["usable_learning_rates"]
     assert usable["tanh bn"] > usable["tanh plain"]
     assert math.isfinite(reach["tanh plain"]) and math.isfinite(reach["tanh bn"])
+    # internal covariate shift, measured: it grows with depth without batch norm
+    assert m["shift_depth_ratio"] > 1
+    for plain, bn in zip(m["shift_deep_plain"], m["shift_deep_bn"], strict=True):
+        assert plain[1] <= plain[0] <= plain[2] and bn[1] <= bn[0] <= bn[2] and bn[0] > 0
 
 
 @pytest.mark.slow  # a claim's experiment (quick mode)
