@@ -193,8 +193,14 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
             f"and the final parameters differ by {f32['param_diff']:.1e}: each step's "
             "rounding difference is carried into the next step's parameters, and gradient "
             "descent slowly amplifies it (the usual non-reproducibility of float32 training), "
-            "not a difference of the gradients; the two gradients are bit-identical at "
-            f"{identical:.0%} of the float32 steps (right panel, points on the floor)."
+            "not a difference of the gradients; "
+            + (
+                f"the two gradients are bit-identical at {identical:.0%} of the float32 steps "
+                "(right panel, points on the floor)."
+                if identical > 0
+                else "the two gradients are bit-identical at none of the float32 steps (XLA "
+                "compiles the two backward passes to different sums)."
+            )
         )
 
     fig, axes = plt.subplots(1, 3, figsize=(18, 5.2), layout="constrained")
