@@ -79,7 +79,7 @@ def max_pool2d(
 ) -> jax.Array:
     """Max pooling over ``window`` on NHWC input: ``y[n, i, j, c]`` is the maximum of
     ``xp[n, i*sh + p, j*sw + q, c]`` over ``p < KH``, ``q < KW``, with ``xp`` padded
-    by ``-inf`` (a padded cell never wins over a value of ``x``).
+    by ``-inf`` (a padded cell never wins over a value of ``x`` above ``-inf``).
 
     Layout: ``x`` is ``(N, H, W, C)``; PyTorch's ``(N, C, H, W)`` converts with
     ``x.transpose(0, 2, 3, 1)``. ``stride`` defaults to ``window`` (PyTorch's
@@ -93,8 +93,8 @@ def max_pool2d(
     window order (top row first, left to right) takes all of it. JAX's autodiff
     of ``lax.reduce_window`` max (XLA's ``select_and_scatter`` with ``>=``, which
     keeps the cell already selected) follows the same rule, so the two agree at
-    ties too. (PyTorch's CPU kernel takes the first maximum too; jax.grad of
-    ``jnp.max`` over an axis instead splits the gradient equally between ties.)
+    ties too (tested on the CPU). (jax.grad of ``jnp.max`` over an axis instead
+    splits the gradient equally between ties.)
 
     Args:
       x: ``(N, H, W, C)``, floating.
