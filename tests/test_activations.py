@@ -1,14 +1,20 @@
 """Activations against the cheat sheet's closed forms and scipy."""
 
+import functools
+
 import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.optimize
 import scipy.special
+import scipy.stats
 from helpers import VARIANTS
 from hypothesis import given
+from jax._src.ad_checkpoint import saved_residuals  # as tests/test_contracts.py
 
+from dlref import InputError
 from dlref import activations as act
 
 finite = st.floats(-1e4, 1e4, allow_nan=False)
@@ -210,3 +216,321 @@ def test_softmax_large_logits(dtype):
     # sized for bfloat16 (8 significant bits, eps 7.8e-3): one rounding of each probability;
     # atol for the smallest ones
     np.testing.assert_allclose(np.asarray(y, np.float64), expected, rtol=1e-2, atol=1e-3)
+
+
+# --- gelu, silu, leaky_relu, elu, log_sigmoid -------------------------------------------
+
+gelu_tanh = functools.partial(act.gelu, approximate=True)
+DTYPES = [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64]
+
+
+@parametrize_variants
+@pytest.mark.parametrize("approximate", [False, True])
+def test_gelu_at_zero(variant, approximate):
+    f = functools.partial(VARIANTS[variant](act.gelu), approximate=approximate)
+    assert f(0.0) == 0.0
+    assert jax.grad(f)(0.0) == 0.5
+
+
+@given(finite)
+def test_gelu_is_x_times_normal_cdf(x):
+    x = jnp.float64(x)
+    # float64: the value is within 10.5 ulp (tests/test_ulp.py), scipy's ndtr within a few;
+    # atol: XLA flushes subnormal results (x < -37.5) to 0
+    np.testing.assert_allclose(
+        act.gelu(x), float(x) * scipy.special.ndtr(float(x)), rtol=1e-14, atol=1e-300
+    )
+    slope = scipy.special.ndtr(float(x)) + float(x) * scipy.stats.norm.pdf(float(x))
+    # the derivative is a difference near its root x = -0.7518: atol of a few eps of its terms
+    np.testing.assert_allclose(jax.grad(act.gelu)(x), slope, rtol=1e-13, atol=1e-15)
+
+
+@given(moderate)
+def test_gelu_minus_its_mirror_is_x(x):
+    """gelu(x) - gelu(-x) = x Phi(x) + x (1 - Phi(x)) = x."""
+    x = jnp.float64(x)
+    # float64: two values of about 10 ulp each, the larger |x|, differenced: 4e-15 relative to x
+    np.testing.assert_allclose(act.gelu(x) - act.gelu(-x), x, rtol=4e-15, atol=1e-300)
+
+
+@given(moderate)
+def test_gelu_tanh_form_is_the_paper_formula(x):
+    x = float(x)
+    u = np.sqrt(2 / np.pi) * (x + 0.044715 * x**3)
+    # float64: 1 + tanh(u) cancels for u << 0, so the textbook formula is compared with an
+    # absolute tolerance of its own rounding (eps times x); the sigmoid form is the exact one
+    np.testing.assert_allclose(
+        gelu_tanh(jnp.float64(x)), 0.5 * x * (1 + np.tanh(u)), rtol=1e-14, atol=1e-15 * abs(x)
+    )
+    # The same function through 1 + tanh(u) = 2 sigmoid(2u), without the cancellation. The
+    # reference rounds 2u, and the sigmoid's tail multiplies that by |2u| (up to 745 where the
+    # value is not 0): 745 * 2.2e-16 = 1.7e-13
+    np.testing.assert_allclose(
+        gelu_tanh(jnp.float64(x)), x * scipy.special.expit(2 * u), rtol=2e-13, atol=1e-300
+    )
+
+
+def test_gelu_default_is_the_exact_form_unlike_jax_nn():
+    """dlref's default is PyTorch's and the paper's (exact); jax.nn.gelu's is the tanh form."""
+    x = jnp.linspace(-3.0, 3.0, 13, dtype=jnp.float64)
+    # float64: the erfc forms agree to a few ulp
+    np.testing.assert_allclose(act.gelu(x), jax.nn.gelu(x, approximate=False), rtol=1e-14)
+    # atol: jax.nn's 1 + tanh(u) loses up to eps |x| absolutely below 0
+    np.testing.assert_allclose(gelu_tanh(x), jax.nn.gelu(x), rtol=1e-14, atol=1e-15)
+    assert not np.allclose(act.gelu(x), jax.nn.gelu(x), rtol=1e-6)  # the forms differ by ~1e-4
+
+
+def _gelu_slope(x, approximate):
+    """gelu' in float64 by scipy: Phi + x phi, or the tanh form's s + x s (1 - s) (2u)'."""
+    if not approximate:
+        return scipy.special.ndtr(x) + x * scipy.stats.norm.pdf(x)
+    k = np.sqrt(2 / np.pi)
+    s = scipy.special.expit(2 * k * (x + 0.044715 * x**3))
+    return s + x * s * (1 - s) * 2 * k * (1 + 3 * 0.044715 * x * x)
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+def test_gelu_derivative_crosses_zero_at_the_minimum(approximate):
+    """gelu has one minimum, at x = -0.7518 (tanh form -0.7525), where gelu' changes sign."""
+    root = scipy.optimize.brentq(_gelu_slope, -1, -0.5, args=(approximate,), xtol=1e-15)
+    assert abs(root - (-0.7525 if approximate else -0.7518)) < 1e-4
+    grad = jax.grad(functools.partial(act.gelu, approximate=approximate))
+    # gelu'' ~ 0.6 there: 1e-9 away the derivative is 6e-10, far beyond its rounding (~1e-17)
+    assert grad(jnp.float64(root - 1e-9)) < 0 < grad(jnp.float64(root + 1e-9))
+    assert abs(float(grad(jnp.float64(root)))) < 1e-15
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+def test_gelu_negative_tail_keeps_its_size_float32(approximate):
+    """Far below 0 gelu is tiny but not 0 (jax.nn's tanh form gives exactly 0 from x = -6 on,
+    where 1 + tanh(u) rounds to 0), and XLA's erfc tail is 50 ulp off at x = -11."""
+    f = functools.partial(act.gelu, approximate=approximate)
+    # the tanh form underflows float32 from x = -10 on (exp(2u) < 1e-38), the exact one at -14
+    x = np.array([-5.0, -8.0, -9.5] if approximate else [-5.0, -8.0, -11.0, -13.0], np.float32)
+    got = np.asarray(f(jnp.asarray(x)), np.float64)
+    wide = x.astype(np.float64)
+    if approximate:
+        expected = wide * scipy.special.expit(2 * np.sqrt(2 / np.pi) * (wide + 0.044715 * wide**3))
+    else:
+        expected = wide * scipy.special.ndtr(wide)
+    assert np.all(got < 0)
+    # float32: within 10.5 ulp (tests/test_ulp.py), 1e-6 = 8 eps; the references are float64
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+@parametrize_variants
+@pytest.mark.parametrize("fn", ["gelu", "gelu_tanh", "silu", "elu", "log_sigmoid", "leaky_relu"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: jnp.dtype(d).name)
+def test_new_activations_finite_at_the_extremes(fn, variant, dtype):
+    f = gelu_tanh if fn == "gelu_tanh" else getattr(act, fn)
+    f = (
+        VARIANTS[variant](f)
+        if fn != "gelu_tanh"
+        else (
+            functools.partial(act.gelu.autodiff, approximate=True) if variant == "autodiff" else f
+        )
+    )
+    big = float(jnp.finfo(dtype).max)
+    x = jnp.asarray([-big, -1e4, -100.0, -10.0, -1.0, 0.0, 1.0, 10.0, 100.0, 1e4, big], dtype)
+    y, grads = jax.vmap(jax.value_and_grad(f))(x)
+    assert y.dtype == dtype and grads.dtype == dtype
+    assert np.all(np.isfinite(np.asarray(y, np.float64)))
+    assert np.all(np.isfinite(np.asarray(grads, np.float64)))
+
+
+@given(finite)
+def test_silu_is_x_times_sigmoid(x):
+    x = jnp.float64(x)
+    s = scipy.special.expit(float(x))
+    # float64: within 3 ulp (tests/test_ulp.py) against scipy's near-exact expit; atol: XLA
+    # flushes subnormal results to 0
+    np.testing.assert_allclose(act.silu(x), float(x) * s, rtol=1e-15, atol=1e-300)
+    # silu' = sigmoid (1 + x (1 - sigmoid)), with 1 - sigmoid(x) = sigmoid(-x); near its root
+    # (x = -1.2785) a difference: atol a few eps of its terms
+    slope = s * (1 + float(x) * scipy.special.expit(-float(x)))
+    np.testing.assert_allclose(jax.grad(act.silu)(x), slope, rtol=1e-14, atol=1e-15)
+
+
+@parametrize_variants
+def test_silu_at_zero_and_its_minimum(variant):
+    f = VARIANTS[variant](act.silu)
+    assert f(0.0) == 0.0 and jax.grad(f)(0.0) == 0.5
+    # the minimum, where x = -1 - exp(x): x = -1.27846
+    root = scipy.optimize.brentq(lambda v: v + 1 + np.exp(v), -2, -1, xtol=1e-15)
+    assert abs(float(jax.grad(f)(jnp.float64(root)))) < 1e-15
+    np.testing.assert_allclose(f(jnp.float64(root)), root * scipy.special.expit(root), rtol=1e-15)
+
+
+@given(moderate)
+def test_silu_minus_its_mirror_is_x(x):
+    x = jnp.float64(x)
+    # float64: two values of about 2 ulp each (the larger near |x|), differenced
+    np.testing.assert_allclose(act.silu(x) - act.silu(-x), x, rtol=2e-15, atol=1e-300)
+
+
+@parametrize_variants
+@pytest.mark.parametrize("slope", [0.01, 0.2, 0.0, -0.5])
+def test_leaky_relu_kink_is_the_right_branch(variant, slope):
+    """leaky_relu'(0) = 1, as jax.nn.leaky_relu (x >= 0 selects x)."""
+    f = functools.partial(VARIANTS[variant](act.leaky_relu), negative_slope=slope)
+    assert jax.grad(f)(0.0) == 1.0
+    assert jax.grad(f)(1e-30) == 1.0
+    assert jax.grad(f)(-1e-30) == np.float32(slope)
+    assert jax.grad(functools.partial(jax.nn.leaky_relu, negative_slope=slope))(0.0) == 1.0
+
+
+def test_leaky_relu_with_slope_zero_is_relu_except_at_the_kink():
+    x = jnp.asarray([-2.0, -0.0, 0.0, 3.0])
+    np.testing.assert_array_equal(act.leaky_relu(x, negative_slope=0.0), act.relu(x))
+    assert jax.grad(act.relu)(0.0) == 0.0
+    assert jax.grad(functools.partial(act.leaky_relu, negative_slope=0.0))(0.0) == 1.0
+
+
+@given(finite, st.floats(-2, 2))
+def test_leaky_relu_values(x, slope):
+    y = act.leaky_relu(jnp.float64(x), negative_slope=slope)
+    assert y == (x if x >= 0 else np.float64(slope) * x)  # one product: exact as NumPy's
+
+
+@parametrize_variants
+@pytest.mark.parametrize("alpha", [1.0, 0.5, 2.0])
+def test_elu_left_limit_and_kink(variant, alpha):
+    """elu(x) -> -alpha as x -> -inf; elu'(0) = alpha, as jax.nn.elu (the left branch)."""
+    f = functools.partial(VARIANTS[variant](act.elu), alpha=alpha)
+    assert f(-1e4) == -alpha and f(jnp.float64(-800.0)) == -alpha
+    assert jax.grad(f)(0.0) == alpha
+    assert jax.grad(f)(1e-30) == 1.0
+    assert jax.grad(functools.partial(jax.nn.elu, alpha=alpha))(0.0) == alpha
+    assert f(0.0) == 0.0 and f(2.5) == 2.5
+
+
+@given(finite, st.floats(0, 4))
+def test_elu_is_alpha_expm1(x, alpha):
+    y = act.elu(jnp.float64(x), alpha=alpha)
+    expected = x if x > 0 else alpha * np.expm1(x)
+    # float64: dlref's expm1 within 1.3 ulp and one product; NumPy's expm1 within 1 ulp
+    np.testing.assert_allclose(y, expected, rtol=1e-15, atol=1e-300)
+    dy = jax.grad(functools.partial(act.elu, alpha=alpha))(jnp.float64(x))
+    # atol: exp(x) is subnormal below x = -708, flushed to 0 by XLA
+    np.testing.assert_allclose(dy, 1.0 if x > 0 else alpha * np.exp(x), rtol=1e-15, atol=1e-300)
+
+
+def test_elu_with_alpha_zero_is_relu():
+    x = jnp.linspace(-3.0, 3.0, 13)
+    np.testing.assert_array_equal(act.elu(x, alpha=0.0), act.relu(x))
+    assert jax.grad(functools.partial(act.elu, alpha=0.0))(0.0) == 0.0 == jax.grad(act.relu)(0.0)
+
+
+@parametrize_variants
+def test_log_sigmoid_at_zero(variant):
+    f = VARIANTS[variant](act.log_sigmoid)
+    assert f(jnp.float64(0.0)) == -np.log(2.0)
+    assert jax.grad(f)(0.0) == 0.5
+
+
+@given(finite)
+def test_log_sigmoid_is_minus_softplus_of_minus_x_bit_for_bit(x):
+    for dtype in (jnp.float32, jnp.float64):
+        v = jnp.asarray(x, dtype)
+        np.testing.assert_array_equal(act.log_sigmoid(v), -act.softplus(-v))
+
+
+@given(finite)
+def test_log_sigmoid_scipy_and_derivative(x):
+    x = jnp.float64(x)
+    # float64: within 2.5 ulp (tests/test_ulp.py) against scipy's log_expit
+    np.testing.assert_allclose(
+        act.log_sigmoid(x), scipy.special.log_expit(float(x)), rtol=1e-15, atol=1e-300
+    )
+    # the derivative is sigmoid(-x); atol: subnormal results (x > 708) flushed to 0
+    np.testing.assert_allclose(
+        jax.grad(act.log_sigmoid)(x), scipy.special.expit(-float(x)), rtol=1e-15, atol=1e-300
+    )
+
+
+def test_log_sigmoid_tails_float32():
+    """x far below 0 gives x (no log(0)); far above 0, about -exp(-x), not 0."""
+    x = jnp.asarray([-1e4, -100.0, 20.0, 50.0], jnp.float32)
+    y = act.log_sigmoid(x)
+    assert y[0] == -1e4 and y[1] == -100.0
+    # float32: within 2.5 ulp, 1e-6 = 8 eps
+    np.testing.assert_allclose(y[2:], -np.exp(-np.asarray([20.0, 50.0])), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+@pytest.mark.parametrize("fn", ["gelu", "gelu_tanh", "silu", "elu", "log_sigmoid", "leaky_relu"])
+def test_half_precision_is_the_float32_result_rounded(fn, dtype):
+    f = gelu_tanh if fn == "gelu_tanh" else getattr(act, fn)
+    x = jnp.linspace(-8.0, 8.0, 33).astype(dtype)
+    y = f(x)
+    assert y.dtype == dtype
+    reference = np.asarray(f(x.astype(jnp.float32)), np.float64)
+    # one rounding to the half-precision format (eps 2**-10 and 2**-7) and, for silu and
+    # log_sigmoid, which compute in the half format, a few of its roundings; atol for zeros
+    eps = float(jnp.finfo(dtype).eps)
+    np.testing.assert_allclose(np.asarray(y, np.float64), reference, rtol=4 * eps, atol=1e-3)
+
+
+@pytest.mark.parametrize("fn", ["gelu", "gelu_tanh", "silu", "elu", "log_sigmoid", "leaky_relu"])
+def test_new_activations_keep_only_their_input(fn):
+    """The backward recomputes from x: the residual is the argument itself."""
+    f = gelu_tanh if fn == "gelu_tanh" else getattr(act, fn)
+    x = jnp.linspace(-3.0, 3.0, 7)
+    kept = saved_residuals(f, x)
+    assert len(kept) == 1 and kept[0][1].startswith("from the argument"), kept
+
+
+BAD_HYPERPARAMETERS = [
+    (act.elu, {"alpha": -1.0}, r"elu: `alpha` must be a finite number >= 0; got -1.0"),
+    (act.elu, {"alpha": float("nan")}, r"elu: `alpha` must be a finite number >= 0; got nan"),
+    (act.elu, {"alpha": float("inf")}, r"elu: `alpha` must be a finite number >= 0; got inf"),
+    (act.elu, {"alpha": "1"}, r"elu: `alpha` must be a real number; got '1'"),
+    (act.elu, {"alpha": True}, r"elu: `alpha` must be a real number; got True"),
+    (
+        act.leaky_relu,
+        {"negative_slope": float("nan")},
+        r"leaky_relu: `negative_slope` must be a finite number; got nan",
+    ),
+    (
+        act.leaky_relu,
+        {"negative_slope": -float("inf")},
+        r"leaky_relu: `negative_slope` must be a finite number; got -inf",
+    ),
+    (
+        act.leaky_relu,
+        {"negative_slope": None},
+        r"leaky_relu: `negative_slope` must be a real number; got None",
+    ),
+    (act.gelu, {"approximate": "tanh"}, r"gelu: `approximate` must be True or False; got 'tanh'"),
+    (act.gelu, {"approximate": 1}, r"gelu: `approximate` must be True or False; got 1"),
+]
+
+
+@pytest.mark.parametrize("fn, kwargs, message", BAD_HYPERPARAMETERS)
+def test_bad_hyperparameters_raise(fn, kwargs, message):
+    x = jnp.ones(3)
+    for f in (fn, fn.autodiff):
+        with pytest.raises(InputError, match=message):
+            f(x, **kwargs)
+
+
+def test_hyperparameters_given_as_arrays_are_checked():
+    with pytest.raises(InputError, match=r"elu: `alpha` must be a finite number >= 0; got -2.0"):
+        act.elu(jnp.ones(3), alpha=np.float64(-2.0))
+    with pytest.raises(InputError, match=r"elu: `alpha` must be a finite number >= 0"):
+        act.elu.autodiff(jnp.ones(3), alpha=jnp.asarray(-2.0))
+
+
+@pytest.mark.parametrize("fn", ["gelu", "silu", "elu", "log_sigmoid", "leaky_relu"])
+def test_integer_input_raises(fn):
+    with pytest.raises(InputError, match=rf"{fn}: `x` must be a floating array; got shape \(3,\)"):
+        getattr(act, fn)(jnp.arange(3))
+
+
+@pytest.mark.parametrize("fn", ["gelu", "gelu_tanh", "silu", "elu", "log_sigmoid", "leaky_relu"])
+def test_nan_propagates(fn):
+    f = gelu_tanh if fn == "gelu_tanh" else getattr(act, fn)
+    x = jnp.asarray([jnp.nan, -1.0, 1.0])
+    y, grads = jax.vmap(jax.value_and_grad(f))(x)
+    assert np.isnan(y[0]) and np.isnan(grads[0]) == (fn != "leaky_relu")
+    assert np.all(np.isfinite(y[1:]))

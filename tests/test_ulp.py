@@ -33,7 +33,10 @@ bits, in forms that do not cancel (exact float arithmetic for differences,
   ``softmax(z) T - t`` (``s = |dy| max(p T, t)``; a one-hot true class is such a
   difference too, ``p - 1``) and ``sigmoid(z) - t`` (``s = |dy| min(max(sigmoid(z),
   t), max(sigmoid(-z), 1 - t))``, the better of its two forms: 0 extra for hard
-  labels); and soft F1's ``(f - 2 t) / S`` (``s = |dy| max(f, 2 t) / S``).
+  labels); soft F1's ``(f - 2 t) / S`` (``s = |dy| max(f, 2 t) / S``); and the
+  derivatives of silu and gelu (both forms), ``a + b`` with ``a > 0`` the sigmoid
+  or the normal CDF and ``b`` the term in ``x``, which cross 0 at the
+  activation's minimum (``s = |dy| (a + |b|)``).
   Elsewhere ``s = 0``: plain ulps of ``v``.
 
 Inputs. Elementwise ops: random bit patterns (logarithmic over every binade,
@@ -258,6 +261,54 @@ def ref_tanh(x, dy):
 def ref_softplus(x, dy):
     (x,), (dy,) = x, dy
     return [_softplus(x)], [[dy * _sigmoid(x)]], None
+
+
+def ref_log_sigmoid(x, dy):
+    (x,), (dy,) = x, dy
+    return [-_softplus(-x)], [[dy * _sigmoid(-x)]], None
+
+
+def ref_leaky_relu(x, dy, slope):
+    (x,), (dy,) = x, dy
+    return [x if x >= 0 else slope * x], [[dy if x >= 0 else slope * dy]], None
+
+
+def ref_elu(x, dy):
+    (x,), (dy,) = x, dy
+    return [x if x > 0 else mpmath.expm1(x)], [[dy if x > 0 else dy * mpmath.exp(x)]], None
+
+
+def ref_silu(x, dy):
+    """The derivative ``s + x s (1 - s)`` crosses 0 at x = -1.2785: its terms' size
+    is the scale."""
+    (x,), (dy,) = x, dy
+    s, t = _sigmoid(x), x * _sigmoid(x) * _sigmoid(-x)
+    return [x * s], [[dy * (s + t)]], [[abs(dy) * (s + abs(t))]]
+
+
+FAR = 1000  # beyond, Phi is 0 or 1 and phi 0, to far below any float's ulp
+
+
+def ref_gelu(x, dy):
+    """``x Phi(x)``; the derivative ``Phi + x phi`` crosses 0 at x = -0.7518."""
+    (x,), (dy,) = x, dy
+    if abs(x) > FAR:
+        cdf, pdf = F(x > 0), F(0)
+    else:
+        cdf = mpmath.erfc(-x / mpmath.sqrt(2)) / 2
+        pdf = mpmath.exp(-x * x / 2) / mpmath.sqrt(2 * mpmath.pi)
+    return [x * cdf], [[dy * (cdf + x * pdf)]], [[abs(dy) * (cdf + abs(x) * pdf)]]
+
+
+def ref_gelu_tanh(x, dy):
+    """``x sigmoid(2 u)``, ``u = sqrt(2/pi) (x + 0.044715 x**3)`` with the decimal
+    constant; the derivative crosses 0 at x = -0.7525."""
+    (x,), (dy,) = x, dy
+    k, c = mpmath.sqrt(2 / mpmath.pi), mpmath.mpf("0.044715")
+    two_u = 2 * k * (x + c * x**3) if abs(x) < FAR else mpmath.sign(x) * 10**6
+    s = _sigmoid(two_u)
+    t = x * s * _sigmoid(-two_u) * 2 * k * (1 + 3 * c * x * x)
+    return [x * s], [[dy * (s + t)]], [[abs(dy) * (s + abs(t))]]
 
 
 def _normalize(x):
@@ -589,6 +640,24 @@ CASES = [
     Case("relu", act.relu, (0,), _elementwise, _same(ref_relu)),
     Case("tanh", act.tanh, (0,), _elementwise, _same(ref_tanh)),
     Case("softplus", act.softplus, (0,), _elementwise, _same(ref_softplus)),
+    Case("log_sigmoid", act.log_sigmoid, (0,), _elementwise, _same(ref_log_sigmoid)),
+    Case(
+        "leaky_relu",
+        act.leaky_relu,
+        (0,),
+        _elementwise,
+        lambda dtype: functools.partial(ref_leaky_relu, slope=F(float(np.dtype(dtype).type(0.01)))),
+    ),
+    Case("elu", act.elu, (0,), _elementwise, _same(ref_elu)),
+    Case("silu", act.silu, (0,), _elementwise, _same(ref_silu)),
+    Case("gelu", act.gelu, (0,), _elementwise, _same(ref_gelu)),
+    Case(
+        "gelu_tanh",
+        functools.partial(act.gelu, approximate=True),
+        (0,),
+        _elementwise,
+        _same(ref_gelu_tanh),
+    ),
     Case("softmax", act.softmax, (0,), _rows, _same(ref_softmax)),
     Case("log_softmax", act.log_softmax, (0,), _rows, _same(ref_log_softmax)),
     Case("mse", losses.mse, (0, 1), _pairs, _same(ref_mse)),
@@ -759,6 +828,20 @@ MEASURED = {
     "softplus": {"entry": {np.float32: 2.5, np.float64: 2.5}},
     "binary_cross_entropy_with_logits": {"entry": {np.float32: 2.5, np.float64: 2.5}},
     "tanh": {"entry": {np.float32: 4.5, np.float64: 7.5}},
+    # -softplus(-x), bit for bit: softplus's bound (1.99 the worst seen).
+    "log_sigmoid": {"entry": {np.float32: 2.5, np.float64: 2.5}},
+    # XLA's exp (1.3 ulp in float64), a sum, a quotient and the product with x
+    # (2.01 and 2.62 ulp the worst seen).
+    "silu": {"entry": {np.float32: 3.0, np.float64: 3.0}},
+    # XLA's erfc, which is 1 - erf on the CPU for arguments below 1 (so cancels
+    # there): 9.49 and 9.89 ulp the worst seen, near x = -1.35.
+    "gelu": {"entry": {np.float32: 10.5, np.float64: 10.5}},
+    # As silu, with 2 u in two words (2.81 and 2.87 ulp the worst seen); the
+    # gradient's terms each carry exp's error (3.98 and 4.28).
+    "gelu_tanh": {
+        "entry": {np.float32: 3.5, np.float64: 3.5},
+        "grad": {np.float32: 4.5, np.float64: 4.5},
+    },
     # XLA's exp, a sum and a quotient (3.01 ulp the worst seen), and the VJP:
     # the probability's own error carried into a difference (4.34).
     "softmax": {
@@ -865,7 +948,8 @@ def test_bce_with_logits_confident_gradients_equal_autodiff(z, t):
 
 def test_every_activation_and_loss_is_measured():
     names = {c.name for c in CASES}
-    assert names == set(act.__all__) | set(losses.__all__)
+    # gelu_tanh: gelu(approximate=True), the second form of one function
+    assert names == set(act.__all__) | set(losses.__all__) | {"gelu_tanh"}
 
 
 # --- the report ----------------------------------------------------------------------------

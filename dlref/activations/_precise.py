@@ -1,0 +1,242 @@
+"""Exact products and the accurate pieces of the smooth rectifiers: gelu's value
+and derivative without the rounding of ``x / sqrt(2)`` and ``x**2``, the tanh
+form's exponent in two words, ``expm1`` for ``x <= 0``, and products with an
+exponential that underflows. Private to :mod:`dlref.activations`.
+
+Each works in float32 or float64 (:func:`wide` lifts half precision to float32
+first). Their error-free steps rely on XLA not reassociating floating-point
+additions, as ``dlref._numerics.two_sum`` does; products are split into exact
+partial products, so fused multiply-adds change nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, localcontext
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dlref._numerics import neg_abs, two_sum
+
+
+def wide(x):
+    """``x`` in float32 if it is a half-precision array, else unchanged."""
+    return x.astype(jnp.float32) if jnp.finfo(x.dtype).bits < 32 else x
+
+
+def split(a):
+    """``a = hi + lo`` exactly, ``hi`` rounded to the upper ``p - ceil(p / 2)`` bits
+    of the significand (12 in float32, 26 in float64), so that products of the
+    halves are exact. Rounded by XLA's ``reduce_precision``, not Veltkamp's
+    ``c - (c - a)``, which the CPU's fused multiply-add contraction breaks."""
+    info = jnp.finfo(a.dtype)
+    bits = (info.nmant + 1) // 2 - 1  # stored bits of hi: 11 of 23, 25 of 52
+    hi = jax.lax.reduce_precision(a, exponent_bits=info.nexp, mantissa_bits=bits)
+    return hi, a - hi
+
+
+def two_prod(a, b):
+    """``(p, err)`` with ``p = fl(a * b)`` (to within an ulp) and ``a * b = p + err``
+    to about twice the dtype's precision: the four products of the halves of
+    :func:`split` are exact, so no multiply-add contraction changes them."""
+    a_hi, a_lo = split(a)
+    b_hi, b_lo = split(b)
+    p, err = two_sum(a_hi * b_hi, a_hi * b_lo + a_lo * b_hi)
+    return p, err + a_lo * b_lo
+
+
+def _double_word(value: Decimal, dtype) -> tuple[float, float]:
+    """``value`` as ``hi + lo``, each rounded to ``dtype``."""
+    numpy_dtype = np.dtype(dtype).type
+    hi = float(numpy_dtype(float(value)))
+    return hi, float(numpy_dtype(float(value - Decimal(hi))))
+
+
+_PI = Decimal("3.14159265358979323846264338327950288419716939937510")
+_DTYPES = (np.float32, np.float64)
+with localcontext() as _context:
+    _context.prec = 50
+    _SQRT_HALF = Decimal(2).sqrt() / 2  # 1 / sqrt(2)
+    _SQRT_HALF_WORDS = {d: _double_word(_SQRT_HALF, d) for d in _DTYPES}
+    # gelu's tanh form: 2 u = 2 sqrt(2 / pi) (x + 0.044715 x**3), the decimal constant exactly
+    _CUBIC_WORDS = {d: _double_word(Decimal("0.044715"), d) for d in _DTYPES}
+    _TWO_K_WORDS = {d: _double_word(2 * (2 / _PI).sqrt(), d) for d in _DTYPES}
+
+_INV_SQRT_PI = 1 / math.sqrt(math.pi)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+# Beyond these |x| the normal tail and density underflow in the dtype (Q(20) ~ 3e-89,
+# Q(40) ~ 4e-350); clipping keeps the exact products far from overflow.
+_TAIL_END = {np.float32: 20.0, np.float64: 40.0}
+# From z = -x = 9 (float32) or 20 (float64) on, the tail is phi(x) M(z) with Mills'
+# ratio M from its asymptotic series; its first omitted term is below 1e-9 (1e-18)
+# of the sum there.
+_FAR = {np.float32: 9.0, np.float64: 20.0}
+_FAR_TERMS = {np.float32: 8, np.float64: 10}
+
+
+def _series(coefficients, u):
+    """``sum_k c_k u**k`` by Horner's rule (the last step adds ``c_0``: one rounding)."""
+    total = jnp.full_like(u, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        total = total * u + c
+    return total
+
+
+def _far_coefficients(terms: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The asymptotic series in ``u = 1 / z**2``, times ``1 / sqrt(2 pi)``, of
+    ``z M(z) = sum_k (-1)**k (2k - 1)!! u**k`` (Mills' ratio ``M``: the value,
+    ``-x Phi(x) / phi(x)`` at ``x = -z``) and of ``1 - u z M(z) = 1 - u + u**2
+    - 3 u**3 + ...`` (the derivative, ``(Phi(x) + x phi(x)) / (x phi(x))``)."""
+    double_factorial = [1.0]  # (2k - 1)!!, k = 0, 1, ...
+    for k in range(1, terms + 1):
+        double_factorial.append(double_factorial[-1] * (2 * k - 1))
+    value = tuple((-1) ** k * d * _INV_SQRT_2PI for k, d in enumerate(double_factorial))
+    slope = (_INV_SQRT_2PI, *(-c for c in value[:-1]))
+    return value, slope
+
+
+def _erfc_tail(z, c_hi: float, c_lo: float):
+    """``erfc(z / sqrt 2)`` for ``z >= 0`` with the error of XLA's erfc at a short
+    argument only (see :func:`gelu_exact`)."""
+    p, p_err = two_prod(z, jnp.asarray(c_hi, z.dtype))
+    t0, _ = split(p)
+    d = (p - t0) + (p_err + z * c_lo)  # t - t0, to second order in the rounding
+    a = 2 * t0 * d
+    integral = d * ((1 - a * (1 / 2 - a * (1 / 6 - a * (1 / 24 - a / 120)))) - d * d / 3)
+    return jax.lax.erfc(t0) - (2 * _INV_SQRT_PI) * jnp.exp(-(t0 * t0)) * integral
+
+
+def gelu_exact(x):
+    """``(x Phi(x), Phi(x) + x phi(x))``: gelu's value and derivative, accurate,
+    as constants to autodiff (the caller adds the plain formula's derivative).
+
+    ``Phi(x) = erfc(-x / sqrt 2) / 2``. For ``x >= 0`` the plain form: erfc of
+    a negative argument is near 2, and the argument's rounding moves it by less
+    than its own ulp. For ``x < 0`` the tail ``erfc(t)``, ``t = -x / sqrt 2``,
+    is sensitive to ``t`` (its relative error is multiplied by ``2 t**2``), and
+    XLA's erfc rounds ``t * t`` inside (50 ulp off in float32, 490 in float64).
+    So ``t`` is taken exactly, as ``-x * (c_hi + c_lo)`` with exact products,
+    and split into ``t0 + d`` with ``t0`` short enough that ``t0 * t0`` is
+    exact; then ``erfc(t) = erfc(t0) - (2 / sqrt(pi)) exp(-t0**2) I``, with
+    ``I = int_0^d exp(-2 t0 v - v**2) dv`` from its series in ``a = 2 t0 d``
+    (``|a| < 0.05``). What remains is XLA's erfc at a short argument. Far in
+    the tail (``-x >= 9`` in float32, 20 in float64) ``Phi(x) = phi(x) M(-x)``
+    with Mills' ratio from its asymptotic series, and the products with ``x``
+    are formed before the exponential (:func:`times_exp`), so no subnormal
+    intermediate is flushed where the result is normal. ``x * phi(x)`` takes
+    ``x**2 = high + low`` exactly: ``exp(-high / 2) (1 - low / 2)`` (``exp``
+    would multiply the rounding of ``x**2`` by ``x**2 / 2``: 700 ulp in
+    float64's tail).
+    """
+    dtype = np.dtype(x.dtype).type
+    c_hi, c_lo = _SQRT_HALF_WORDS[dtype]
+    x = jax.lax.stop_gradient(x)
+    z = jnp.clip(-x, 0, _TAIL_END[dtype])
+    xc = -z  # x clipped to [-end, 0]: the tail's exact products stay moderate
+    high, low = two_prod(xc, xc)
+
+    def times_gauss(m):  # m * exp(-x**2 / 2) for x < 0
+        return times_exp(m, -0.5 * high, -0.5 * low)
+
+    far = z >= _FAR[dtype]
+    u = 1 / jnp.where(far, z * z, 1)
+    value_series, slope_series = _far_coefficients(_FAR_TERMS[dtype])
+    cdf = jnp.where(x < 0, 0.5 * _erfc_tail(z, c_hi, c_lo), 0.5 * jax.lax.erfc(-x * c_hi))
+    x_pdf = jnp.where(x < 0, times_gauss(x * _INV_SQRT_2PI), 0)
+    value = jnp.where(far, times_gauss(-_series(value_series, u)), x * cdf)
+    slope = jnp.where(far, times_gauss(x * _series(slope_series, u)), cdf + x_pdf)
+    # x >= 0: x phi(x) from the plain square (no cancellation; at most 1.5 ulp of the sum)
+    positive_pdf = (x * _INV_SQRT_2PI) * jnp.exp(
+        -0.5 * jnp.square(jnp.clip(x, 0, _TAIL_END[dtype]))
+    )
+    return value, jnp.where(x < 0, slope, cdf + positive_pdf)
+
+
+def _factorial_series(dtype) -> tuple[float, ...]:
+    """``1/2!, 1/3!, ..., 1/n!``, n such that the last term of ``expm1`` on
+    ``[-ln 2, 0]`` is below an eighth of an ulp of the result."""
+    terms = 11 if dtype == np.float32 else 17
+    return tuple(1 / math.factorial(k) for k in range(2, terms + 1))
+
+
+def expm1_nonpositive(x):
+    """``exp(x) - 1`` for ``x <= 0``, to about 1.3 ulp (XLA's ``expm1`` on the
+    CPU is off by up to 3.5 ulp in float32 and 2.4 in float64).
+
+    On ``(-ln 2, 0]`` the Taylor series ``x + x**2 (1/2! + x (1/3! + ...))``
+    by Horner's rule: ``x`` is exact and the correction is under 0.4 of the
+    result, so the sum rounds once. Below, ``exp(x) - 1``: ``exp(x) <= 1/2``,
+    whose error shrinks in the difference, in [-1, -1/2]. Autodiff
+    differentiates the series term by term (to the same precision).
+    """
+    coefficients = _factorial_series(np.dtype(x.dtype).type)
+    near = x > -math.log(2)
+    s = jnp.where(near, x, 0)
+    q = jnp.full_like(s, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        q = q * s + c
+    series = s + (s * s) * q
+    return jnp.where(near, series, jnp.exp(jnp.where(near, -1, x)) - 1)
+
+
+# Beyond |x| = 50 the tanh form's sigmoid is exactly 0 or 1 in float64 (|2 u| > 9000).
+TANH_FORM_END = 50.0
+
+
+def tanh_form_exponent(x):
+    """``(xc, two_u, low)`` for gelu's tanh form: ``xc`` is ``x`` clipped to
+    ``+-50`` (where the sigmoid saturates; ``x**3`` cannot overflow), and
+    ``2 u = 2 sqrt(2/pi) (xc + 0.044715 xc**3)`` is ``two_u + low`` to about
+    twice the dtype's precision: the sigmoid's tail multiplies an error in
+    ``2 u`` by ``|2 u|`` (up to 745 in float64), so ``2 u`` is formed from
+    Dekker products and two-word constants. ``two_u`` carries the plain
+    formula's derivative; ``low`` is a constant to autodiff."""
+    dtype = np.dtype(x.dtype).type
+    (c, c_low), (k, k_low) = _CUBIC_WORDS[dtype], _TWO_K_WORDS[dtype]
+    xc = jnp.clip(x, -TANH_FORM_END, TANH_FORM_END)
+    plain = k * (xc + c * (xc * xc * xc))
+    z = jax.lax.stop_gradient(xc)
+    square, square_low = two_prod(z, z)
+    cubic, err = two_prod(jnp.asarray(c, z.dtype), square)
+    cubic_low = err + (c * square_low + c_low * square)  # c x**2
+    scaled, err = two_prod(jnp.asarray(k, z.dtype), z)
+    scaled_low = err + k_low * z  # 2 sqrt(2/pi) x
+    term, err = two_prod(scaled, cubic)
+    term_low = err + (scaled * cubic_low + scaled_low * cubic)  # 2 sqrt(2/pi) c x**3
+    # A sum of two variables: XLA folds (1 + a) - 1 to a, so no constant enters a two_sum.
+    two_u, err = two_sum(scaled, term)
+    low = err + (scaled_low + term_low)
+    exact = jax.lax.stop_gradient(two_u)
+    return xc, exact + (plain - jax.lax.stop_gradient(plain)), jax.lax.stop_gradient(low)
+
+
+def exp_neg_abs(two_u, low):
+    """``exp(-|two_u + low|)`` for a small ``low``: ``exp(-|two_u|) (1 -+ low)``
+    (not ``e + e * low``, whose product is subnormal, and flushed, for e < 1e-33
+    in float32 unless the compiler fuses it into a multiply-add)."""
+    return jnp.exp(neg_abs(two_u)) * (1 + jnp.where(two_u > 0, -low, low))
+
+
+# Far below 0, where exp(v) is subnormal (flushed to 0 on the CPU) but m * exp(v)
+# is not (silu's x exp(x), the tanh form's x exp(2 u)), the product is formed as
+# (m * exp(-64)) * exp(v + 64), with no subnormal intermediate.
+_SHIFT = 64.0
+
+
+def underflows(v):
+    """True where ``exp(v)`` is below ``e**2`` times the smallest normal number."""
+    return v < math.log(float(jnp.finfo(v.dtype).tiny)) + 2
+
+
+def times_exp(m, v, low=0.0):
+    """``m * exp(v + low)`` for ``v <= 0`` (``low`` a small correction to ``v``).
+    Where :func:`underflows`, as ``(m * exp(-64)) * exp(v + 64)`` (``v + 64`` is
+    exact, ``v < -64``), with no subnormal intermediate. A positive ``v`` is
+    read as 0, so that a branch a ``where`` discards cannot overflow (nor give
+    autodiff an ``inf * 0``)."""
+    shifted = underflows(v)
+    scale = jnp.where(shifted, float(np.dtype(v.dtype).type(math.exp(-_SHIFT))), 1)
+    e = jnp.exp(jnp.where(shifted, v + _SHIFT, jnp.where(v > 0, 0, v)))
+    return (m * scale.astype(v.dtype)) * (e * (1 + low))
