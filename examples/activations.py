@@ -370,6 +370,7 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     )
     ax.set_xticks(range(2), [f"{n} output unit" for n in names])
     ax.set_yscale("log")
+    ax.set_ylim(top=10)  # room above the bars for the legend
     ax.set_title("the output unit of a linear model (one data set, seed 0)", fontsize=10)
     ax.legend(loc="upper center", fontsize=8)
     figure = examples.save(fig, out_dir, "activations")

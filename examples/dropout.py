@@ -47,7 +47,11 @@ EVAL_EVERY = 25
 BASE_SIZES = (64, 128, 128, 10)
 BASE_LRS = (1e-3, 3e-3)
 BASE_DROPOUT = (0.1, 0.3, 0.5)  # hidden layers
-BASE_DECAY = (1e-4, 1e-3, 1e-2)  # lam of lam * l2(w), l2 = 0.5 |w|^2 over the weights
+BASE_DECAY = (1e-4, 1e-3, 1e-2)
+SETTING = {
+    "none": "no regularizer",
+    "early stopping": "each seed at its best validation step",
+}  # lam of lam * l2(w), l2 = 0.5 |w|^2 over the weights
 
 
 def init(seed: int, count: int) -> list:
@@ -224,7 +228,7 @@ def baselines(seeds: int, steps: int) -> dict:
     best = np.argmax(val_d[0], axis=-1)  # (lrs, seeds)
     val_es = np.take_along_axis(val_d[0], best[..., None], axis=-1)[..., 0]
     test_es = np.take_along_axis(test_d[0], best[..., None], axis=-1)[..., 0]
-    pick("early stopping", val_es[None], test_es[None], ["best validation step"])
+    pick("early stopping", val_es[None], test_es[None], ["-"])
     methods["early stopping"]["stop_step"] = float(np.mean((best + 1) * EVAL_EVERY))
     return {"methods": methods, "seeds": seeds, "steps": steps}
 
@@ -379,7 +383,10 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
         )
     ax.set_xticks(
         range(len(bm)),
-        [f"{n}\n({r['setting']}, lr {r['lr']:g})" for n, r in bm.items()],
+        [
+            f"{n}\n({r['setting'] + ', ' if r['setting'] != '-' else ''}lr {r['lr']:g})"
+            for n, r in bm.items()
+        ],
         fontsize=8,
     )
     ax.set_xlim(-0.5, len(bm) - 0.3)
@@ -412,7 +419,8 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
         f"({', '.join(f'{lr:g}' for lr in BASE_LRS)}) chosen by the mean validation accuracy"
     )
     base_rows = "\n".join(
-        f"| {name} | {r['setting']}, lr {r['lr']:g} | {r['test'][0]:.1%} "
+        f"| {name} | {r['setting'] if r['setting'] != '-' else SETTING[name]}, lr {r['lr']:g} | "
+        f"{r['test'][0]:.1%} "
         f"[{r['test'][1]:.1%}, {r['test'][2]:.1%}] |"
         for name, r in bm.items()
     )

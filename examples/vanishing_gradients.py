@@ -432,12 +432,13 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
             notes_div.append(f"{name}, diverged of {boom['seeds']} at lr " + ", ".join(div))
     if notes_div:
         ax.text(
-            0.02,
-            0.02,
+            0.98,
+            0.8,
             "\n".join(notes_div) + "\n(not drawn)",
             transform=ax.transAxes,
             fontsize=8,
-            va="bottom",
+            va="top",
+            ha="right",
         )
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
