@@ -5,6 +5,7 @@ import functools
 import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 import pytest
 import scipy.optimize
@@ -16,6 +17,7 @@ from jax._src.ad_checkpoint import saved_residuals  # as tests/test_contracts.py
 
 from dlref import InputError
 from dlref import activations as act
+from dlref.activations import _precise
 
 finite = st.floats(-1e4, 1e4, allow_nan=False)
 moderate = st.floats(-30, 30, allow_nan=False)
@@ -235,7 +237,7 @@ def test_gelu_at_zero(variant, approximate):
 @given(finite)
 def test_gelu_is_x_times_normal_cdf(x):
     x = jnp.float64(x)
-    # float64: the value is within 10.5 ulp (tests/test_ulp.py), scipy's ndtr within a few;
+    # float64: the value is within 3.5 ulp (tests/test_ulp.py), scipy's ndtr within a few;
     # atol: XLA flushes subnormal results (x < -37.5) to 0
     np.testing.assert_allclose(
         act.gelu(x), float(x) * scipy.special.ndtr(float(x)), rtol=1e-14, atol=1e-300
@@ -314,7 +316,7 @@ def test_gelu_negative_tail_keeps_its_size_float32(approximate):
     else:
         expected = wide * scipy.special.ndtr(wide)
     assert np.all(got < 0)
-    # float32: within 10.5 ulp (tests/test_ulp.py), 1e-6 = 8 eps; the references are float64
+    # float32: within 3.5 ulp (tests/test_ulp.py), 1e-6 = 8 eps; the references are float64
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
@@ -534,3 +536,19 @@ def test_nan_propagates(fn):
     y, grads = jax.vmap(jax.value_and_grad(f))(x)
     assert np.isnan(y[0]) and np.isnan(grads[0]) == (fn != "leaky_relu")
     assert np.all(np.isfinite(y[1:]))
+
+
+def test_gelu_erfc_anchors_are_exact_to_two_words():
+    """gelu's erfc starts from erfc(k / 32), computed once in decimal arithmetic: each
+    anchor, in two float64 words, is erfc to within an ulp of the second word."""
+    hi, lo, gauss = _precise._anchor_tables(np.float64)
+    with mpmath.workprec(200):
+        for k in range(len(hi)):
+            t = mpmath.mpf(k) / 32
+            exact = mpmath.erfc(t)
+            assert (
+                abs(mpmath.mpf(float(hi[k])) + mpmath.mpf(float(lo[k])) - exact)
+                <= exact * 2.0**-104
+            )
+            weight = 2 / mpmath.sqrt(mpmath.pi) * mpmath.exp(-t * t)
+            assert abs(mpmath.mpf(float(gauss[k])) - weight) <= weight * 2.0**-53  # rounded once

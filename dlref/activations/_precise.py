@@ -11,6 +11,7 @@ partial products, so fused multiply-adds change nothing.
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import Decimal, localcontext
 
@@ -54,7 +55,23 @@ def _double_word(value: Decimal, dtype) -> tuple[float, float]:
     return hi, float(numpy_dtype(float(value - Decimal(hi))))
 
 
-_PI = Decimal("3.14159265358979323846264338327950288419716939937510")
+def _decimal_pi(digits: int) -> Decimal:
+    """pi by Machin's formula, ``16 atan(1/5) - 4 atan(1/239)``, to ``digits`` digits."""
+
+    def atan_inverse(n: int) -> Decimal:  # atan(1 / n) by its series
+        total, power, k, x2 = Decimal(0), Decimal(1) / n, 0, Decimal(n * n)
+        while power > Decimal(10) ** -(digits + 5):
+            total += (-1) ** k * power / (2 * k + 1)
+            power /= x2
+            k += 1
+        return total
+
+    with localcontext() as context:
+        context.prec = digits + 10
+        return 16 * atan_inverse(5) - 4 * atan_inverse(239)
+
+
+_PI = _decimal_pi(100)
 _DTYPES = (np.float32, np.float64)
 with localcontext() as _context:
     _context.prec = 50
@@ -69,11 +86,43 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 # Beyond these |x| the normal tail and density underflow in the dtype (Q(20) ~ 3e-89,
 # Q(40) ~ 4e-350); clipping keeps the exact products far from overflow.
 _TAIL_END = {np.float32: 20.0, np.float64: 40.0}
-# From z = -x = 9 (float32) or 20 (float64) on, the tail is phi(x) M(z) with Mills'
-# ratio M from its asymptotic series; its first omitted term is below 1e-9 (1e-18)
+# From z = -x = 9 (float32) or 10 (float64) on, the tail is phi(x) M(z) with Mills'
+# ratio M from its asymptotic series; its first omitted term is below 1e-9 (6e-19)
 # of the sum there.
-_FAR = {np.float32: 9.0, np.float64: 20.0}
-_FAR_TERMS = {np.float32: 8, np.float64: 10}
+_FAR = {np.float32: 9.0, np.float64: 10.0}
+_FAR_TERMS = {np.float32: 8, np.float64: 25}
+# Below, erfc(t), t = z / sqrt(2), from the nearest anchor t0 = k / 32 (|t - t0| <= 1/64),
+# whose erfc(t0) and exp(-t0**2) are computed once, in decimal arithmetic.
+_STEP = 32
+_ANCHORS = math.ceil(10.0 / math.sqrt(2) * _STEP) + 2
+_INTEGRAL_TERMS = {np.float32: 8, np.float64: 14}  # the last below 1e-10 (1e-18) of the first
+
+
+@functools.cache
+def _anchor_tables(dtype) -> tuple[np.ndarray, ...]:
+    """``erfc(t0)`` in two words and ``(2 / sqrt(pi)) exp(-t0**2)`` in one, rounded
+    to ``dtype``, for ``t0 = k / 32``: erf from its Taylor series at 90 digits
+    (its largest term, near ``exp(t0**2)``, is below 1e22, so ``1 - erf`` keeps
+    over 40 correct digits of ``erfc(t0) >= 1e-23``)."""
+    hi, lo, gauss = [], [], []
+    with localcontext() as context:
+        context.prec = 90
+        two_over_sqrt_pi = 2 / _PI.sqrt()
+        tiny = Decimal(10) ** -85
+        for k in range(_ANCHORS):
+            t = Decimal(k) / _STEP
+            square, term, total, n = t * t, t, t, 0
+            while True:
+                n += 1
+                term = -term * square / n
+                total += term / (2 * n + 1)
+                if abs(term) < tiny:
+                    break
+            words = _double_word(1 - two_over_sqrt_pi * total, dtype)
+            hi.append(words[0])
+            lo.append(words[1])
+            gauss.append(float(two_over_sqrt_pi * (-square).exp()))
+    return tuple(np.asarray(v, dtype) for v in (hi, lo, gauss))
 
 
 def _series(coefficients, u):
@@ -97,15 +146,28 @@ def _far_coefficients(terms: int) -> tuple[tuple[float, ...], tuple[float, ...]]
     return value, slope
 
 
-def _erfc_tail(z, c_hi: float, c_lo: float):
-    """``erfc(z / sqrt 2)`` for ``z >= 0`` with the error of XLA's erfc at a short
-    argument only (see :func:`gelu_exact`)."""
-    p, p_err = two_prod(z, jnp.asarray(c_hi, z.dtype))
-    t0, _ = split(p)
-    d = (p - t0) + (p_err + z * c_lo)  # t - t0, to second order in the rounding
-    a = 2 * t0 * d
-    integral = d * ((1 - a * (1 / 2 - a * (1 / 6 - a * (1 / 24 - a / 120)))) - d * d / 3)
-    return jax.lax.erfc(t0) - (2 * _INV_SQRT_PI) * jnp.exp(-(t0 * t0)) * integral
+def _erfc_anchored(z, c_hi: float, c_lo: float):
+    """``erfc(z / sqrt 2)`` for ``0 <= z < 10``, without XLA's erfc (see
+    :func:`gelu_exact`)."""
+    dtype = np.dtype(z.dtype).type
+    p, p_err = two_prod(z, jnp.asarray(c_hi, z.dtype))  # t = z / sqrt 2 = p + ...
+    k = jnp.round(p * _STEP)
+    t0 = k / _STEP  # exact
+    d = (p - t0) + (p_err + z * c_lo)  # t - t0; p - t0 is exact
+    index = jnp.clip(k.astype(jnp.int32), 0, _ANCHORS - 1)
+    hi, lo, gauss = (jnp.take(jnp.asarray(v), index) for v in _anchor_tables(dtype))
+    # exp(-2 t0 v - v**2) = sum_n c_n v**n: (n + 1) c_(n+1) = -2 t0 c_n - 2 c_(n-1)
+    c_prev, c = jnp.zeros_like(z), jnp.ones_like(z)
+    terms = [c]
+    for n in range(_INTEGRAL_TERMS[dtype]):
+        c_prev, c = c, (-2 * t0 * c - 2 * c_prev) / (n + 1)
+        terms.append(c / (n + 2))
+    total = terms[-1]
+    for q in reversed(terms[:-1]):
+        total = total * d + q
+    integral = d * total  # int_0^d exp(-2 t0 v - v**2) dv
+    # erfc(t) = erfc(t0) - (2 / sqrt(pi)) exp(-t0**2) integral
+    return hi + (lo - gauss * integral)
 
 
 def gelu_exact(x):
@@ -118,11 +180,13 @@ def gelu_exact(x):
     is sensitive to ``t`` (its relative error is multiplied by ``2 t**2``), and
     XLA's erfc rounds ``t * t`` inside (50 ulp off in float32, 490 in float64).
     So ``t`` is taken exactly, as ``-x * (c_hi + c_lo)`` with exact products,
-    and split into ``t0 + d`` with ``t0`` short enough that ``t0 * t0`` is
-    exact; then ``erfc(t) = erfc(t0) - (2 / sqrt(pi)) exp(-t0**2) I``, with
-    ``I = int_0^d exp(-2 t0 v - v**2) dv`` from its series in ``a = 2 t0 d``
-    (``|a| < 0.05``). What remains is XLA's erfc at a short argument. Far in
-    the tail (``-x >= 9`` in float32, 20 in float64) ``Phi(x) = phi(x) M(-x)``
+    and XLA's erfc is not used (it is also ``1 - erf`` below 1, 10 ulp off at
+    0.95): ``t = t0 + d`` with ``t0 = k / 32`` the nearest anchor, whose
+    ``erfc(t0)`` (in two words) and ``exp(-t0**2)`` were computed in decimal
+    arithmetic, and ``erfc(t) = erfc(t0) - (2 / sqrt(pi)) exp(-t0**2) I`` with
+    ``I = int_0^d exp(-2 t0 v - v**2) dv`` from its Taylor series (``|d| <=
+    1/64``; the correction is under a third of the result). Far in the tail
+    (``-x >= 9`` in float32, 10 in float64) ``Phi(x) = phi(x) M(-x)``
     with Mills' ratio from its asymptotic series, and the products with ``x``
     are formed before the exponential (:func:`times_exp`), so no subnormal
     intermediate is flushed where the result is normal. ``x * phi(x)`` takes
@@ -143,7 +207,8 @@ def gelu_exact(x):
     far = z >= _FAR[dtype]
     u = 1 / jnp.where(far, z * z, 1)
     value_series, slope_series = _far_coefficients(_FAR_TERMS[dtype])
-    cdf = jnp.where(x < 0, 0.5 * _erfc_tail(z, c_hi, c_lo), 0.5 * jax.lax.erfc(-x * c_hi))
+    near = jnp.where(far, 0, z)  # the anchors' range (far: the asymptotic series)
+    cdf = jnp.where(x < 0, 0.5 * _erfc_anchored(near, c_hi, c_lo), 0.5 * jax.lax.erfc(-x * c_hi))
     x_pdf = jnp.where(x < 0, times_gauss(x * _INV_SQRT_2PI), 0)
     value = jnp.where(far, times_gauss(-_series(value_series, u)), x * cdf)
     slope = jnp.where(far, times_gauss(x * _series(slope_series, u)), cdf + x_pdf)
@@ -213,30 +278,43 @@ def tanh_form_exponent(x):
 
 
 def exp_neg_abs(two_u, low):
-    """``exp(-|two_u + low|)`` for a small ``low``: ``exp(-|two_u|) (1 -+ low)``
-    (not ``e + e * low``, whose product is subnormal, and flushed, for e < 1e-33
-    in float32 unless the compiler fuses it into a multiply-add)."""
-    return jnp.exp(neg_abs(two_u)) * (1 + jnp.where(two_u > 0, -low, low))
+    """``exp(-|two_u + low|)`` for a small ``low``: ``e + e * (-+low)``, ``e =
+    exp(-|two_u|)``; for ``e`` below ``e**40`` times the smallest normal number,
+    where the correction may be subnormal and flushed, use :func:`times_exp`."""
+    e = jnp.exp(neg_abs(two_u))
+    return e + e * jnp.where(two_u > 0, -low, low)
 
 
 # Far below 0, where exp(v) is subnormal (flushed to 0 on the CPU) but m * exp(v)
-# is not (silu's x exp(x), the tanh form's x exp(2 u)), the product is formed as
-# (m * exp(-64)) * exp(v + 64), with no subnormal intermediate.
-_SHIFT = 64.0
+# is not (silu's x exp(x), the tanh form's x exp(2 u), gelu's x phi(x)), the
+# product is formed as (m 2**-64) exp(v + 64 ln 2): m 2**-64 is exact, and so is
+# v + _SHIFT, _SHIFT being 64 ln 2 rounded to a multiple of the spacing of the
+# floats at 1024 (float64) or 256 (float32), beyond which the result is 0 anyway;
+# the rest of 64 ln 2 joins the correction ``low``.
+with localcontext() as _context:
+    _context.prec = 50
+    _LN2_64 = 64 * Decimal(2).ln()
+    _SHIFT = {
+        d: float(round(_LN2_64 * 2**g) / Decimal(2**g))
+        for d, g in ((np.float32, 15), (np.float64, 43))
+    }
+    _SHIFT_LOW = {d: float(_LN2_64 - Decimal(_SHIFT[d])) for d in _DTYPES}
 
 
 def underflows(v):
-    """True where ``exp(v)`` is below ``e**2`` times the smallest normal number."""
-    return v < math.log(float(jnp.finfo(v.dtype).tiny)) + 2
+    """True where ``exp(v)`` is below ``e**40`` times the smallest normal number,
+    so that a correction ``exp(v) * low`` could be subnormal and flushed."""
+    return v < math.log(float(jnp.finfo(v.dtype).tiny)) + 40
 
 
 def times_exp(m, v, low=0.0):
-    """``m * exp(v + low)`` for ``v <= 0`` (``low`` a small correction to ``v``).
-    Where :func:`underflows`, as ``(m * exp(-64)) * exp(v + 64)`` (``v + 64`` is
-    exact, ``v < -64``), with no subnormal intermediate. A positive ``v`` is
-    read as 0, so that a branch a ``where`` discards cannot overflow (nor give
-    autodiff an ``inf * 0``)."""
+    """``m * exp(v + low)`` for ``v <= 0`` (``low`` a small correction to ``v``),
+    as ``m * (e + e * low)``, ``e = exp(v)``; where :func:`underflows`, as
+    ``(m 2**-64) exp(v + 64 ln 2)`` with no subnormal intermediate. A positive
+    ``v`` is read as 0, so that a branch a ``where`` discards cannot overflow
+    (nor give autodiff an ``inf * 0``)."""
+    dtype = np.dtype(v.dtype).type
     shifted = underflows(v)
-    scale = jnp.where(shifted, float(np.dtype(v.dtype).type(math.exp(-_SHIFT))), 1)
-    e = jnp.exp(jnp.where(shifted, v + _SHIFT, jnp.where(v > 0, 0, v)))
-    return (m * scale.astype(v.dtype)) * (e * (1 + low))
+    e = jnp.exp(jnp.where(shifted, v + _SHIFT[dtype], jnp.where(v > 0, 0, v)))
+    correction = jnp.where(shifted, low + _SHIFT_LOW[dtype], low)
+    return jnp.where(shifted, m * 2.0**-64, m) * (e + e * correction)

@@ -185,14 +185,14 @@ def silu(x: jax.Array) -> jax.Array:
     Numerics: ``x * sigmoid(x)`` with the sigmoid from ``e = exp(-|x|)``
     (``1 / (1 + e)`` or ``e / (1 + e)``): the exp is of a non-positive number,
     so nothing overflows in either tail. XLA's exp (1.3 ulp in float64), the
-    sum, the quotient and the product leave the value within 3 ulp (2.01 in
-    float32 and 2.62 in float64 the worst measured; tests/test_ulp.py). The
-    gradient keeps ``x`` and shares ``e`` with the forward, within 4 ulp (2.76
+    sum, the quotient and the product leave the value within 3.5 ulp (2.92 in
+    float32 and 2.63 in float64 the worst measured; tests/test_ulp.py). The
+    gradient keeps ``x`` and shares ``e`` with the forward, within 4 ulp (3.38
     measured); ``1 + x`` is exact near the derivative's root (x = -1.2785),
     where the derivative is a difference of terms near 0.2 and so is within 4
     ulp of those terms, not of itself. Far below 0, where ``exp(x)`` is
     subnormal (flushed to 0 on the CPU) but ``x exp(x)`` is not, the products
-    are formed as ``(x e**-64) exp(x + 64)``. Half precision is computed in
+    are formed as ``(x 2**-64) exp(x + 64 ln 2)``. Half precision is computed in
     float32.
 
     Examples:
@@ -274,21 +274,21 @@ def gelu(x: jax.Array, *, approximate: bool = False) -> jax.Array:
     Numerics: exact form: below 0, ``Phi(x) = erfc(t) / 2`` with ``t = -x /
     sqrt(2)`` is sensitive to ``t`` (its relative error is multiplied by
     ``2 t**2``), and XLA's erfc rounds ``t * t`` inside (50 ulp off in float32
-    and 490 in float64 deep in the tail). So ``t`` is taken exactly (the
-    constant and the product in two words), and erfc is evaluated at a short
-    ``t0`` (whose square is exact) with a series for the integral from ``t0`` to
-    ``t``; from x = -9 (float32) or -20 (float64) on, ``Phi(x) = phi(x) M(-x)``
-    with Mills' ratio ``M`` from its asymptotic series. ``x**2`` in
-    ``phi(x) = exp(-x**2 / 2) / sqrt(2 pi)`` is taken in two words, and the
-    products with ``x`` are formed before the exponential where it would be
-    subnormal. What remains is XLA's erfc, which on the CPU is ``1 - erf`` for
-    arguments below 1 and cancels there: the value is within 10.5 ulp (9.5 in
-    float32 and 9.9 in float64 the worst measured, near x = -1.35; elsewhere
-    within 5), the gradient within 4 ulp (3.7 measured; tests/test_ulp.py).
+    and 490 in float64 deep in the tail) and is ``1 - erf`` below 1 (10 ulp
+    off at 0.95). So ``t`` is taken exactly (the constant and the product in
+    two words), and erfc is dlref's own: from the nearest anchor ``t0 = k /
+    32``, whose ``erfc(t0)`` was computed in decimal arithmetic, plus the
+    Taylor series of the integral from ``t0`` to ``t``; from x = -9 (float32)
+    or -10 (float64) on, ``Phi(x) = phi(x) M(-x)`` with Mills' ratio ``M`` from
+    its asymptotic series. ``x**2`` in ``phi(x) = exp(-x**2 / 2) / sqrt(2 pi)``
+    is taken in two words, and the products with ``x`` are formed before the
+    exponential where it would be subnormal. The value is within 3.5 ulp (3.05
+    the worst measured, far below 0 where XLA's exp and a few products add;
+    2.4 above x = -9) and the gradient within 4 (3.44; tests/test_ulp.py).
     Tanh form: the sigmoid's negative tail multiplies an error in ``2 u`` by
     ``|2 u|`` (up to 100 in float32 and 745 in float64), so ``2 u`` is formed
     in two words (exact partial products, the constants in two words); the
-    value is within 3.5 ulp (2.9 measured) and the gradient within 4.5 (4.3),
+    value is within 3.5 ulp (2.99 measured) and the gradient within 5 (4.48),
     as silu's, and jax.nn's ``1 + tanh(u)`` cancellation (its value is zero to
     half an ulp of 1 below x = -5 or so) does not arise. Both forms: the
     derivative near its root at x = -0.7518 (tanh form: -0.7525) is a
@@ -302,7 +302,7 @@ def gelu(x: jax.Array, *, approximate: bool = False) -> jax.Array:
       Array([-7.6198536e-23,  0.0000000e+00,  8.4134471e-01], dtype=float32)
       >>> x = jnp.array([-6.0, 0.0, 1.0])
       >>> activations.gelu(x, approximate=True)  # the tanh form keeps its tail
-      Array([-8.439646e-11,  0.000000e+00,  8.411920e-01], dtype=float32)
+      Array([-8.439647e-11,  0.000000e+00,  8.411920e-01], dtype=float32)
       >>> jax.nn.gelu(x)  # 1 + tanh(u) rounds to 0
       Array([-0.      ,  0.      ,  0.841192], dtype=float32)
       >>> print(jax.grad(activations.gelu)(0.0))
