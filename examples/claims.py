@@ -275,10 +275,18 @@ def _bn_faster(m):
         else "; whether by reducing the shift is "
         + ("measured: " + shift[1] if shift else "not measured")
     )
+    four = reach.get("sigmoid 4x plain")
+    if four is None:
+        fair = ""
+    elif four == float("inf"):
+        fair = ", nor with weights 4x LeCun's (well-initialized)"
+    else:
+        fair = f"; {four:.0f} steps with weights 4x LeCun's (well-initialized)"
     return CAVEAT, (
-        f"10 sigmoid layers: never below loss 0.1 without batch norm, {reach['sigmoid bn']:.0f} "
-        f"steps with it; tanh {reach['tanh plain']:.0f} vs {reach['tanh bn']:.0f} steps, each at "
-        f"its best lr (mean of {m.get('seeds', 2)} seeds){why}"
+        f"10 sigmoid layers: never below loss 0.1 without batch norm at LeCun init{fair}; "
+        f"{reach['sigmoid bn']:.0f} steps with batch norm; tanh {reach['tanh plain']:.0f} vs "
+        f"{reach['tanh bn']:.0f} steps, each at its best lr (mean of {m.get('seeds', 2)} "
+        f"seeds){why}"
     )
 
 

@@ -236,6 +236,8 @@ def test_batch_norm_trains_deep_sigmoid_and_widens_the_learning_rates(tmp_path):
     usable = m["usable_learning_rates"]
     assert usable["tanh bn"] > usable["tanh plain"]
     assert math.isfinite(reach["tanh plain"]) and math.isfinite(reach["tanh bn"])
+    # the fair baseline: a sigmoid network without batch norm, initialized for sigmoid (4x)
+    assert "sigmoid 4x plain" in reach and m["best_lr"]["sigmoid 4x plain"] in m["learning_rates"]
     # internal covariate shift, measured: it grows with depth without batch norm
     assert m["shift_depth_ratio"] > 1
     for plain, bn in zip(m["shift_deep_plain"], m["shift_deep_bn"], strict=True):

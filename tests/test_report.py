@@ -126,3 +126,15 @@ def test_code_hash_changes_with_the_code(tmp_path, monkeypatch):
     path = root / "dlref/losses/_regression.py"
     path.write_text(path.read_text() + "\n# changed\n")
     assert examples.code_hash("learning_rate") != before
+
+
+def test_no_claim_is_left_untested():
+    """Every claim has a verdict or a reason it is not testable: none waits for a
+    measurement the stored results lack."""
+    untested = []
+    for claim in claims.CLAIMS:
+        measured = None if claim.judge is None else _record(claim.topic)["measured"]
+        verdict, evidence = claims.judge(claim, measured)
+        if verdict == "untested":
+            untested.append(f"{claim.quote[:50]!r} ({claim.topic}: {evidence})")
+    assert not untested, "claims without a measurement: " + "; ".join(untested)
