@@ -43,7 +43,7 @@ USES = (
 
 WIDTH = 64
 BATCH = 256
-SEEDS = 3
+SEEDS = 10  # inits per measurement of the gradient at init
 # name: (activation, weight gain over init_mlp's LeCun normal)
 CONFIGS = {
     "sigmoid": ("sigmoid", 1.0),
@@ -384,7 +384,7 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     theory = norms["relu (LeCun init)"][0] * 2.0 ** (-(np.array(depths) - depths[0]) / 2)
     ax.semilogy(depths, theory, ":", color="C2", label="2^(-depth/2) (ReLU, variance 1/fan_in)")
     ax.set_xlabel("depth (hidden layers of 64)")
-    ax.set_ylabel("|dL/dW_1| (first layer; geometric mean of 3 inits)")
+    ax.set_ylabel(f"|dL/dW_1| (first layer; geometric mean of {SEEDS} inits)")
     ax.set_title("the first layer's gradient against depth (float64)")
     ax.legend(fontsize=9)
 
@@ -500,7 +500,7 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
     )
     notes = f"""
 MLPs with `depth` hidden layers of 64 units (weights LeCun normal, of variance 1/fan_in,
-as dlref's `init_mlp` draws them, here with NumPy; zero biases; three inits, and a network
+as dlref's `init_mlp` draws them, here with NumPy; zero biases; {SEEDS} inits, and a network
 of depth d is the first d hidden layers of the deepest one) on a fixed batch of {BATCH}
 standardized digits; `jax.grad(mlp_loss)` (the hand-written backprop), in float64.
 
