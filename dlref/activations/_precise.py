@@ -159,9 +159,9 @@ def _erfc_anchored(z, c_hi: float, c_lo: float):
     # exp(-2 t0 v - v**2) = sum_n c_n v**n: (n + 1) c_(n+1) = -2 t0 c_n - 2 c_(n-1)
     c_prev, c = jnp.zeros_like(z), jnp.ones_like(z)
     terms = [c]
-    for n in range(_INTEGRAL_TERMS[dtype]):
-        c_prev, c = c, (-2 * t0 * c - 2 * c_prev) / (n + 1)
-        terms.append(c / (n + 2))
+    for n in range(_INTEGRAL_TERMS[dtype]):  # reciprocals, not divisions: cheaper, and
+        c_prev, c = c, (-2 * t0 * c - 2 * c_prev) * (1 / (n + 1))  # the rounding stays
+        terms.append(c * (1 / (n + 2)))  # in the correction, under a third of the result
     total = terms[-1]
     for q in reversed(terms[:-1]):
         total = total * d + q
@@ -174,12 +174,12 @@ def gelu_exact(x):
     """``(x Phi(x), Phi(x) + x phi(x))``: gelu's value and derivative, accurate,
     as constants to autodiff (the caller adds the plain formula's derivative).
 
-    ``Phi(x) = erfc(-x / sqrt 2) / 2``. For ``x >= 0`` the plain form: erfc of
-    a negative argument is near 2, and the argument's rounding moves it by less
-    than its own ulp. For ``x < 0`` the tail ``erfc(t)``, ``t = -x / sqrt 2``,
-    is sensitive to ``t`` (its relative error is multiplied by ``2 t**2``), and
-    XLA's erfc rounds ``t * t`` inside (50 ulp off in float32, 490 in float64).
-    So ``t`` is taken exactly, as ``-x * (c_hi + c_lo)`` with exact products,
+    ``Phi(x) = erfc(-x / sqrt 2) / 2``, formed as ``Q`` or ``1 - Q`` from the
+    upper tail ``Q = erfc(t) / 2``, ``t = |x| / sqrt 2`` (``Q <= 1/2``, so ``1 -
+    Q`` loses nothing). The tail ``erfc(t)`` is sensitive to ``t`` (its
+    relative error is multiplied by ``2 t**2``), and XLA's erfc rounds ``t * t``
+    inside (50 ulp off in float32, 490 in float64). So ``t`` is taken exactly,
+    as ``|x| * (c_hi + c_lo)`` with exact products,
     and XLA's erfc is not used (it is also ``1 - erf`` below 1, 10 ulp off at
     0.95): ``t = t0 + d`` with ``t0 = k / 32`` the nearest anchor, whose
     ``erfc(t0)`` (in two words) and ``exp(-t0**2)`` were computed in decimal
@@ -190,33 +190,31 @@ def gelu_exact(x):
     with Mills' ratio from its asymptotic series, and the products with ``x``
     are formed before the exponential (:func:`times_exp`), so no subnormal
     intermediate is flushed where the result is normal. ``x * phi(x)`` takes
-    ``x**2 = high + low`` exactly: ``exp(-high / 2) (1 - low / 2)`` (``exp``
-    would multiply the rounding of ``x**2`` by ``x**2 / 2``: 700 ulp in
+    ``x**2 = high + low`` exactly: ``e - e * low / 2``, ``e = exp(-high / 2)``
+    (``exp`` would multiply the rounding of ``x**2`` by ``x**2 / 2``: 700 ulp in
     float64's tail).
     """
     dtype = np.dtype(x.dtype).type
     c_hi, c_lo = _SQRT_HALF_WORDS[dtype]
     x = jax.lax.stop_gradient(x)
-    z = jnp.clip(-x, 0, _TAIL_END[dtype])
-    xc = -z  # x clipped to [-end, 0]: the tail's exact products stay moderate
-    high, low = two_prod(xc, xc)
+    z = jnp.clip(jnp.abs(x), 0, _TAIL_END[dtype])  # |x|: the exact products stay moderate
+    high, low = two_prod(z, z)
 
-    def times_gauss(m):  # m * exp(-x**2 / 2) for x < 0
+    def times_gauss(m):  # m * exp(-x**2 / 2)
         return times_exp(m, -0.5 * high, -0.5 * low)
 
     far = z >= _FAR[dtype]
     u = 1 / jnp.where(far, z * z, 1)
     value_series, slope_series = _far_coefficients(_FAR_TERMS[dtype])
-    near = jnp.where(far, 0, z)  # the anchors' range (far: the asymptotic series)
-    cdf = jnp.where(x < 0, 0.5 * _erfc_anchored(near, c_hi, c_lo), 0.5 * jax.lax.erfc(-x * c_hi))
-    x_pdf = jnp.where(x < 0, times_gauss(x * _INV_SQRT_2PI), 0)
-    value = jnp.where(far, times_gauss(-_series(value_series, u)), x * cdf)
-    slope = jnp.where(far, times_gauss(x * _series(slope_series, u)), cdf + x_pdf)
-    # x >= 0: x phi(x) from the plain square (no cancellation; at most 1.5 ulp of the sum)
-    positive_pdf = (x * _INV_SQRT_2PI) * jnp.exp(
-        -0.5 * jnp.square(jnp.clip(x, 0, _TAIL_END[dtype]))
-    )
-    return value, jnp.where(x < 0, slope, cdf + positive_pdf)
+    # Q(|x|) = erfc(|x| / sqrt 2) / 2 from the anchors; Phi(x) = Q or 1 - Q (Q <= 1/2).
+    # Beyond |x| = 9 (10), 1 - Q rounds to 1, and below 0 the asymptotic series serves.
+    tail = 0.5 * _erfc_anchored(jnp.where(far, 0, z), c_hi, c_lo)
+    cdf = jnp.where(x < 0, tail, jnp.where(far, 1, 1 - tail))
+    x_pdf = times_gauss(x * _INV_SQRT_2PI)
+    negative_far = far & (x < 0)
+    value = jnp.where(negative_far, times_gauss(-_series(value_series, u)), x * cdf)
+    slope = jnp.where(negative_far, times_gauss(x * _series(slope_series, u)), cdf + x_pdf)
+    return value, slope
 
 
 def _factorial_series(dtype) -> tuple[float, ...]:
