@@ -284,7 +284,7 @@ def gelu(x: jax.Array, *, approximate: bool = False) -> jax.Array:
     is taken in two words, and the products with ``x`` are formed before the
     exponential where it would be subnormal. The value is within 3.5 ulp (3.05
     the worst measured, far below 0 where XLA's exp and a few products add;
-    2.4 above x = -9) and the gradient within 4 (3.44; tests/test_ulp.py).
+    1.9 above x = -9) and the gradient within 4 (3.63; tests/test_ulp.py).
     Tanh form: the sigmoid's negative tail multiplies an error in ``2 u`` by
     ``|2 u|`` (up to 100 in float32 and 745 in float64), so ``2 u`` is formed
     in two words (exact partial products, the constants in two words); the
