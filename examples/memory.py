@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import pathlib
+import time
 
 import jax
 import jax.numpy as jnp
@@ -62,8 +63,8 @@ NAMES = {
 }
 COLOURS = {"rnn": "C3", "gru": "C0", "lstm b1": "C2", "lstm b3": "C1", "lstm chrono": "C4"}
 # Lags that share one compiled training (padded to the longest, read out at each k).
-# 5 seeds, not 10: at 10 seeds (and 3 learning rates, 5 variants, 5 lags) the topic takes
-# over 3 minutes on 2 cores
+# 5 seeds, not 10: with 3 learning rates, 5 variants and 5 lags, 5 seeds take about 100 to
+# 300 s on 2 shared cores, and the time grows with the seeds
 FULL = {"groups": ((5, 10, 20), (50, 100)), "seeds": 5, "steps": 400, "lrs": (3e-3, 1e-2, 3e-2)}
 PROBE = 64  # test sequences for the input gradients
 QUICK = {"groups": ((5, 10),), "seeds": 3, "steps": 150, "lrs": (1e-2, 3e-2)}
@@ -214,6 +215,7 @@ def _interval_text(lo: float, hi: float) -> str:
 
 
 def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
+    start = time.perf_counter()
     examples.setup()
     cfg = QUICK if quick else FULL
     groups, seeds, steps, lrs = cfg["groups"], cfg["seeds"], cfg["steps"], cfg["lrs"]
@@ -446,7 +448,15 @@ def run(out_dir: pathlib.Path, quick: bool = False) -> dict:
         for v in VARIANTS
     )
     lr_text = ", ".join(f"{lr:g}" for lr in lrs)
-    why_seeds = "5, not 10: at 10 the topic takes over 3 minutes on 2 cores; " if seeds == 5 else ""
+    elapsed = time.perf_counter() - start  # the training and the gradients, not the figure
+    limit = "past" if 2 * elapsed > 180 else "close to"
+    why_seeds = (
+        f"5, not 10: these took {elapsed:.0f} s here, the time grows in proportion to the "
+        f"seeds, and 10 would take about {2 * elapsed:.0f} s, {limit} the 3 minutes a topic may "
+        "take on 2 shared cores, whose load varies; "
+        if seeds == 5
+        else ""
+    )
     summary = (
         f"recalling a marked token through distractors k = {', '.join(map(str, ks))} steps "
         f"later ({seeds} seeds, lr chosen per cell on validation data from {lr_text}): "
