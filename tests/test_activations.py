@@ -312,7 +312,7 @@ def test_gelu_derivative_crosses_zero_at_the_minimum(approximate):
 
 @pytest.mark.parametrize("approximate", [False, True])
 def test_gelu_negative_tail_keeps_its_size_float32(approximate):
-    """Far below 0 gelu is tiny but not 0 (jax.nn's tanh form gives exactly 0 from x = -6 on,
+    """Far below 0 gelu is tiny but not 0 (jax.nn's tanh form gives exactly 0 below x = -4.87,
     where 1 + tanh(u) rounds to 0), and XLA's erfc tail is 50 ulp off at x = -11."""
     f = functools.partial(act.gelu, approximate=approximate)
     # the tanh form underflows float32 from x = -10 on (exp(2u) < 1e-38), the exact one at -14
