@@ -81,14 +81,13 @@ with localcontext() as _context:
     _CUBIC_WORDS = {d: _double_word(Decimal("0.044715"), d) for d in _DTYPES}
     _TWO_K_WORDS = {d: _double_word(2 * (2 / _PI).sqrt(), d) for d in _DTYPES}
 
-_INV_SQRT_PI = 1 / math.sqrt(math.pi)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 # Beyond these |x| the normal tail and density underflow in the dtype (Q(20) ~ 3e-89,
 # Q(40) ~ 4e-350); clipping keeps the exact products far from overflow.
 _TAIL_END = {np.float32: 20.0, np.float64: 40.0}
-# From z = -x = 9 (float32) or 10 (float64) on, the tail is phi(x) M(z) with Mills'
-# ratio M from its asymptotic series; its first omitted term is below 1e-9 (6e-19)
-# of the sum there.
+# From z = |x| = 9 (float32) or 10 (float64) on, 1 - Q(z) rounds to 1 and the tail
+# is phi(x) M(z) with Mills' ratio M from its asymptotic series; its first omitted
+# term is below 1e-9 (6e-19) of the sum there.
 _FAR = {np.float32: 9.0, np.float64: 10.0}
 _FAR_TERMS = {np.float32: 8, np.float64: 25}
 # Below, erfc(t), t = z / sqrt(2), from the nearest anchor t0 = k / 32 (|t - t0| <= 1/64),
