@@ -159,19 +159,17 @@ def ceilings(*, elements: int, matmul_n: int, repeats: int) -> dict:
     }
 
 
-CUDNN_DTYPES = ("float32", "float64")
-
-
 def probe_gpu_peer(spec, platform_name: str, dtype, dry: bool = False) -> dict:
-    """Whether ``spec.gpu_peer`` (cuDNN's LSTM) runs here, with the reason when
-    not: tried once, at a tiny size, before the run (``dry``: not tried)."""
+    """Whether ``spec.gpu_peer`` (cuDNN's LSTM or attention) runs here, with the
+    reason when not: tried once, at a tiny size, before the run (``dry``: not
+    tried)."""
     name = spec.gpu_peer_name or "GPU peer"
     if platform_name != "gpu":
         return {"available": False, "reason": f"{name} runs on GPUs only"}
-    if jnp.dtype(dtype).name not in CUDNN_DTYPES:
+    if jnp.dtype(dtype).name not in spec.gpu_peer_dtypes:
         return {
             "available": False,
-            "reason": f"{name}: its lowering accepts only float32 and float64, "
+            "reason": f"{name}: it accepts only {' and '.join(spec.gpu_peer_dtypes)}, "
             f"not {jnp.dtype(dtype).name}",
         }
     if dry:

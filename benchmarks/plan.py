@@ -150,6 +150,9 @@ def sizes_for(name: str, mode: str, platform: str) -> list[tuple[int, ...]]:
     if not spec.sizes.get("quick") and not spec.sizes.get("full"):
         return []
     if mode == "sweep":
+        own = spec.sizes.get("sweep")
+        if own is not None:
+            return [tuple(s) for s in own["cpu" if platform == "cpu" else "gpu"]]
         return sweep_sizes(size_rank(name), platform)
     sizes = [tuple(s) for s in spec.sizes[mode]]
     if name in steps.STEPS:  # one training step of each kind: its source's largest size

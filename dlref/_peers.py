@@ -51,6 +51,44 @@ def _dense_apply(x, variables):
 dense = Peer(_dense_apply, lambda x, w, b: (x, {"params": convert.dense_to_flax(w, b)}))
 
 
+def conv2d(*, stride: Any = 1, padding: Any = "SAME", dilation: Any = 1, groups: int = 1) -> Peer:
+    """flax linen's ``Conv`` (NHWC input, HWIO kernel: dlref's layout) with a bias."""
+
+    def apply(x, variables):
+        kernel = variables["params"]["kernel"]
+        layer = _nn().Conv(
+            kernel.shape[3],
+            kernel.shape[:2],
+            strides=stride,
+            padding=padding,
+            kernel_dilation=dilation,
+            feature_group_count=groups,
+        )
+        return layer.apply(variables, x)
+
+    return Peer(apply, lambda x, w, b: (x, {"params": {"kernel": w, "bias": b}}))
+
+
+def _pair(value: Any) -> tuple:
+    return value if isinstance(value, tuple) else (value, value)
+
+
+def max_pool2d(*, window: Any, stride: Any = None, padding: Any = "VALID") -> Callable[..., Any]:
+    """flax linen's ``max_pool``; its stride defaults to 1, dlref's to the window."""
+    strides = _pair(window if stride is None else stride)
+    return lambda x: _nn().max_pool(x, _pair(window), strides, padding)
+
+
+def avg_pool2d(
+    *, window: Any, stride: Any = None, padding: Any = "VALID", count_include_pad: bool = True
+) -> Callable[..., Any]:
+    """flax linen's ``avg_pool``; its stride defaults to 1, dlref's to the window."""
+    strides = _pair(window if stride is None else stride)
+    return lambda x: _nn().avg_pool(
+        x, _pair(window), strides, padding, count_include_pad=count_include_pad
+    )
+
+
 def batch_norm(*, training: bool) -> Peer:
     """flax's ``BatchNorm`` with the two-pass variance (``use_fast_variance=False``),
     the formula dlref uses."""
@@ -88,6 +126,46 @@ def rms_norm() -> Peer:
         return _nn().RMSNorm(epsilon=1e-6).apply(variables, x)
 
     return Peer(apply, lambda x, scale: (x, {"params": {"scale": scale}}))
+
+
+def _embed_apply(ids, variables):
+    table = variables["params"]["embedding"]
+    return _nn().Embed(table.shape[0], table.shape[1]).apply(variables, ids)
+
+
+embedding = Peer(_embed_apply, lambda ids, table: (ids, {"params": {"embedding": table}}))
+
+
+def attention(*, mask: Any = None, causal: bool = False) -> Callable[..., Any]:
+    """flax linen's ``dot_product_attention`` with dlref's mask and causal
+    triangle (top-left aligned, as jax.nn's). flax computes its softmax in the
+    inputs' dtype (float64-exact; jax.nn's runs in float32 even for float64). Rows
+    with no key to attend are set to 0, dlref's convention: flax (and jax.nn) give
+    the mean of all values there, from a uniform softmax over large negative scores."""
+
+    def apply(q, k, v):
+        import jax.numpy as jnp
+
+        t_q, t_k = q.shape[1], k.shape[1]
+        full = jnp.ones((1, 1, t_q, t_k), bool)
+        if causal:
+            full = full & jnp.tril(jnp.ones((t_q, t_k), bool))[None, None]
+        if mask is not None:
+            full = full & jnp.reshape(mask, (1,) * (4 - jnp.ndim(mask)) + jnp.shape(mask))
+        masked = causal or mask is not None
+        y = _nn().dot_product_attention(q, k, v, mask=full if masked else None)
+        attends = jnp.transpose(jnp.any(full, axis=-1), (0, 2, 1))[..., None]
+        return jnp.where(attends, y, 0)
+
+    return apply
+
+
+def cudnn_attention(q, k, v):
+    """cuDNN's fused attention through ``jax.nn.dot_product_attention`` (GPU only;
+    float16 and bfloat16 only)."""
+    import jax
+
+    return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
 
 
 def _cell(kind: str, hidden: int, **name):

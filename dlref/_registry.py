@@ -66,6 +66,11 @@ class Domain:
 
 REAL = Domain("real", lambda k, s, d, c: jax.random.normal(k, s, d))
 WEIGHT = Domain("weight", lambda k, s, d, c: jax.random.normal(k, s, d) * s[0] ** -0.5)
+# A convolution kernel (KH, KW, C_in, C_out): scaled by its fan-in KH * KW * C_in.
+KERNEL = Domain(
+    "kernel",
+    lambda k, s, d, c: jax.random.normal(k, s, d) * max(1, math.prod(s[:-1])) ** -0.5,
+)
 UNIT = Domain("unit", lambda k, s, d, c: jax.random.uniform(k, s, d, 0.05, 0.95), 0.0, 1.0)
 POSITIVE = Domain(
     "positive", lambda k, s, d, c: jax.random.uniform(k, s, d, 0.5, 2.0), 0.0, low_open=True
@@ -120,7 +125,9 @@ class OpSpec:
       name: the registry key (the function's name).
       fn: the public op; ``fn.autodiff`` is its plain forward.
       signature: size -> a tuple with one pytree of :class:`Arg` per positional input.
-      sizes: ``test`` (one small size), ``quick`` and ``full`` (benchmark sizes).
+      sizes: ``test`` (one small size), ``quick`` and ``full`` (benchmark sizes),
+        optionally ``sweep``: ``{"cpu": [...], "gpu": [...]}``, the sizes of a
+        ``--sweep`` where the generic ones of the op's rank do not fit it.
       kwargs: hyperparameters bound for tests and benchmarks.
       peer: the same computation from jax.nn / optax, taking the same positional
         inputs, or None.
@@ -132,7 +139,7 @@ class OpSpec:
       loss_output: the part of the output a training loss reads (batch norm's
         new running statistics are carried, not differentiated); None: all.
       gpu_peer: a second peer that runs on GPUs only (cuDNN's LSTM), benchmarked
-        there beside ``peer``.
+        there beside ``peer``; ``gpu_peer_dtypes``: the dtypes it accepts.
     """
 
     name: str
@@ -147,6 +154,7 @@ class OpSpec:
     loss_output: Callable[[Any], Any] | None = None
     gpu_peer: Callable[..., Any] | None = None
     gpu_peer_name: str = ""
+    gpu_peer_dtypes: tuple[str, ...] = ("float32", "float64")
 
     @property
     def module(self) -> str:
@@ -243,6 +251,57 @@ _ENTRIES = [
     _entry("tanh", act.tanh, _elementwise, peer=jnp.tanh, peer_name="jnp.tanh"),
     _entry(
         "softplus", act.softplus, _elementwise, peer=jax.nn.softplus, peer_name="jax.nn.softplus"
+    ),
+    _entry(
+        "log_sigmoid",
+        act.log_sigmoid,
+        _elementwise,
+        peer=jax.nn.log_sigmoid,
+        peer_name="jax.nn.log_sigmoid",
+    ),
+    _entry(
+        "leaky_relu",
+        act.leaky_relu,
+        _elementwise,
+        peer=jax.nn.leaky_relu,
+        peer_name="jax.nn.leaky_relu",
+    ),
+    # a non-default slope reaches the backward
+    _entry(
+        "leaky_relu_slope",
+        act.leaky_relu,
+        _elementwise,
+        sizes=_TESTED_ONLY,
+        kwargs={"negative_slope": 0.2},
+        peer=functools.partial(jax.nn.leaky_relu, negative_slope=0.2),
+        peer_name="jax.nn.leaky_relu(negative_slope=0.2)",
+    ),
+    _entry("elu", act.elu, _elementwise, peer=jax.nn.elu, peer_name="jax.nn.elu"),
+    _entry(
+        "elu_alpha",
+        act.elu,
+        _elementwise,
+        sizes=_TESTED_ONLY,
+        kwargs={"alpha": 0.5},
+        peer=functools.partial(jax.nn.elu, alpha=0.5),
+        peer_name="jax.nn.elu(alpha=0.5)",
+    ),
+    _entry("silu", act.silu, _elementwise, peer=jax.nn.silu, peer_name="jax.nn.silu"),
+    # dlref's default is the exact (erf) form; jax.nn.gelu's is the tanh form
+    _entry(
+        "gelu",
+        act.gelu,
+        _elementwise,
+        peer=functools.partial(jax.nn.gelu, approximate=False),
+        peer_name="jax.nn.gelu(approximate=False)",
+    ),
+    _entry(
+        "gelu_tanh",
+        act.gelu,
+        _elementwise,
+        kwargs={"approximate": True},
+        peer=functools.partial(jax.nn.gelu, approximate=True),
+        peer_name="jax.nn.gelu(approximate=True)",
     ),
     _entry("softmax", act.softmax, _elementwise, peer=jax.nn.softmax, peer_name="jax.nn.softmax"),
     # a non-default axis: the backward must reduce over the same axis
@@ -512,6 +571,74 @@ _RECURRENT_ENTRIES = [
 ]
 
 
+def _embedding_args(size: Size) -> tuple:
+    batch, time, vocab, d = size
+    return (Arg(LABEL, (batch, time), classes=vocab), Arg(REAL, (vocab, d)))
+
+
+def _attention_shapes(size: Size) -> tuple[Size, Size]:
+    """``(batch, T_q, heads, head_dim[, T_k])``: the shapes of ``q`` and of ``k``, ``v``."""
+    batch, t_q, heads, dim, *t_k = size
+    return (batch, t_q, heads, dim), (batch, *(t_k or [t_q]), heads, dim)
+
+
+def _attention_args(size: Size) -> tuple:
+    q, kv = _attention_shapes(size)
+    return (Arg(REAL, q), Arg(REAL, kv), Arg(REAL, kv))
+
+
+def _attention_flops(size: Size) -> int:
+    """Forward ``4 B H T_q T_k D`` (two products); the backward's five products
+    (scores recomputed, dv, dp, dq, dk) are 2.5 times that."""
+    (batch, t_q, heads, dim), (_, t_k, _, _) = _attention_shapes(size)
+    return 14 * batch * heads * t_q * t_k * dim
+
+
+def _attention_mask() -> np.ndarray:
+    """A fixed mask for sizes ``(batch, 5, 2, head_dim, 7)``: random, row 1 of
+    head 0 fully masked, key 0 attended from query 0 in every head."""
+    mask = np.random.default_rng(0).random((1, 2, 5, 7)) < 0.6
+    mask[0, 0, 1] = False
+    mask[0, :, 0, 0] = True
+    return mask
+
+
+_ATTENTION_TESTED_ONLY = {"test": (2, 5, 2, 4, 7), "quick": [], "full": []}
+
+
+def _conv_args(size: Size) -> tuple:
+    """Sizes ``(batch, height, width, in_channels, out_channels, kernel[, groups])``."""
+    batch, height, width, c_in, c_out, k, *groups = size
+    kernel = (k, k, c_in // (groups[0] if groups else 1), c_out)
+    return (Arg(REAL, (batch, height, width, c_in)), Arg(KERNEL, kernel), Arg(REAL, (c_out,)))
+
+
+def _conv_flops(size: Size) -> int:
+    """Stride 1, "SAME": forward ``2 N H W K^2 C O``; dx and dw as much again each."""
+    batch, height, width, c_in, c_out, k = size
+    return 6 * batch * height * width * k * k * c_in * c_out
+
+
+_POOL_SIZES = {
+    "test": (2, 6, 6, 3),
+    "quick": [(32, 32, 32, 32), (32, 64, 64, 64)],
+    "full": [(128, 112, 112, 64), (128, 56, 56, 256)],
+    "sweep": {
+        "cpu": [(8, 16, 16, 16), (16, 32, 32, 32), (32, 64, 64, 64)],
+        "gpu": [(32, 56, 56, 64), (128, 56, 56, 64), (128, 112, 112, 64), (128, 112, 112, 128)],
+    },
+}
+# Odd sizes where the stride leaves cells past the last window.
+_POOL_TESTED_ONLY = {"test": (2, 7, 8, 3), "quick": [], "full": []}
+_CONV_STRIDED: dict[str, Any] = {
+    "stride": (2, 3),
+    "padding": ((1, 0), (2, 1)),
+    "dilation": (1, 2),
+    "groups": 2,
+}
+_POOL_SAME: dict[str, Any] = {"window": 3, "stride": 2, "padding": "SAME"}
+
+
 _LAYER_ENTRIES = [
     _entry(
         "dense",
@@ -526,6 +653,61 @@ _LAYER_ENTRIES = [
         peer_name="flax linen Dense",
         degree=2,
         flops=lambda s: 6 * s[0] * s[1] * s[2],
+    ),
+    _entry(
+        "embedding",
+        lay.embedding,
+        _embedding_args,
+        sizes={
+            "test": (4, 6, 5, 3),
+            "quick": [(64, 128, 8192, 256), (256, 512, 32768, 512)],
+            "full": [(256, 512, 32768, 1024), (256, 1024, 50304, 1024)],
+        },
+        peer=_peers.embedding,
+        peer_name="flax linen Embed",
+    ),
+    _entry(
+        "dot_product_attention",
+        lay.dot_product_attention,
+        _attention_args,
+        sizes={
+            "test": (2, 5, 2, 4),
+            "quick": [(2, 256, 4, 64), (2, 1024, 4, 64)],
+            "full": [(2, 256, 4, 64), (2, 1024, 4, 64), (2, 4096, 4, 64)],
+            "sweep": {
+                "cpu": [(2, t, 4, 64) for t in (128, 256, 512, 1024)],
+                "gpu": [(2, t, 4, 64) for t in (256, 512, 1024, 2048, 4096, 8192)],
+            },
+        },
+        peer=_peers.attention(),
+        peer_name="flax linen dot_product_attention",
+        gpu_peer=_peers.cudnn_attention,
+        gpu_peer_name="cuDNN (jax.nn.dot_product_attention)",
+        gpu_peer_dtypes=("float16", "bfloat16"),
+        degree=2,
+        flops=_attention_flops,
+    ),
+    # causal with T_q < T_k, and a mask with a fully masked row; blocks of 3
+    # and 4 keys: several blocks, the last one padded
+    _entry(
+        "dot_product_attention_causal",
+        lay.dot_product_attention,
+        _attention_args,
+        sizes=_ATTENTION_TESTED_ONLY,
+        kwargs={"causal": True, "block_size": 3},
+        peer=_peers.attention(causal=True),
+        peer_name="flax linen dot_product_attention, causal mask",
+        degree=2,
+    ),
+    _entry(
+        "dot_product_attention_masked",
+        lay.dot_product_attention,
+        _attention_args,
+        sizes=_ATTENTION_TESTED_ONLY,
+        kwargs={"mask": _attention_mask(), "block_size": 4},
+        peer=_peers.attention(mask=_attention_mask()),
+        peer_name="flax linen dot_product_attention, mask",
+        degree=2,
     ),
     _entry(
         "dropout",
@@ -579,6 +761,81 @@ _LAYER_ENTRIES = [
         kwargs={"training": True, "momentum": 0.9, "eps": 1e-3},
         degree=2,
         loss_output=lambda out: out[0],
+    ),
+    _entry(
+        "conv2d",
+        lay.conv2d,
+        _conv_args,
+        sizes={
+            "test": (2, 5, 5, 3, 4, 3),
+            "quick": [(8, 32, 32, 16, 32, 3), (32, 32, 32, 32, 64, 3)],
+            "full": [(128, 56, 56, 64, 64, 3), (64, 28, 28, 256, 256, 3)],
+            "sweep": {
+                "cpu": [(8, 16, 16, 16, 16, 3), (8, 32, 32, 32, 32, 3), (16, 32, 32, 64, 64, 3)],
+                "gpu": [
+                    (32, 56, 56, 64, 64, 3),
+                    (128, 56, 56, 64, 64, 3),
+                    (128, 56, 56, 128, 128, 3),
+                    (128, 28, 28, 256, 256, 3),
+                ],
+            },
+        },
+        peer=_peers.conv2d(),
+        peer_name="flax linen Conv",
+        degree=2,
+        flops=_conv_flops,
+    ),
+    # stride (2, 3), asymmetric padding, kernel dilation and 2 groups, on odd
+    # sizes where the strides leave rows and columns past the last window
+    _entry(
+        "conv2d_strided_grouped",
+        lay.conv2d,
+        _conv_args,
+        sizes={"test": (2, 7, 9, 4, 6, 3, 2), "quick": [], "full": []},
+        kwargs=_CONV_STRIDED,
+        peer=_peers.conv2d(**_CONV_STRIDED),
+        peer_name="flax linen Conv",
+        degree=2,
+    ),
+    _entry(
+        "max_pool2d",
+        lay.max_pool2d,
+        _elementwise,
+        sizes=_POOL_SIZES,
+        kwargs={"window": 2},
+        peer=_peers.max_pool2d(window=2),
+        peer_name="flax linen max_pool",
+    ),
+    _entry(
+        "max_pool2d_same",
+        lay.max_pool2d,
+        _elementwise,
+        sizes=_POOL_TESTED_ONLY,
+        kwargs=_POOL_SAME,
+        peer=_peers.max_pool2d(**_POOL_SAME),
+        peer_name="flax linen max_pool",
+    ),
+    _entry(
+        "avg_pool2d",
+        lay.avg_pool2d,
+        _elementwise,
+        sizes=_POOL_SIZES,
+        kwargs={"window": 2},
+        peer=_peers.avg_pool2d(window=2),
+        peer_name="flax linen avg_pool",
+    ),
+    # padded cells in the divisor (the default) and not
+    *(
+        _entry(
+            name,
+            lay.avg_pool2d,
+            _elementwise,
+            sizes=_POOL_TESTED_ONLY,
+            kwargs={**_POOL_SAME, "count_include_pad": include},
+            peer=_peers.avg_pool2d(**_POOL_SAME, count_include_pad=include),
+            peer_name="flax linen avg_pool",
+        )
+        for name, include in (("avg_pool2d_same", True), ("avg_pool2d_same_exclude_pad", False))
     ),
     *_RECURRENT_ENTRIES,
     _entry(
