@@ -77,6 +77,8 @@ TOPICS = [
     "batch_norm",
     "objective_functions",
     "learning_rate",
+    "cnn",
+    "transformer",
 ]
 
 VERDICTS = ("holds", "holds with a caveat", "does not hold")

@@ -129,6 +129,19 @@ def run_topic(name: str, figures: pathlib.Path, quick: bool) -> dict[str, Any]:
     return record
 
 
+def main_topic(name: str, argv: list[str] | None = None) -> dict[str, Any]:
+    """``python -m examples.<name> [--quick] [--out DIR]`` for a topic whose own run
+    writes its record: :func:`run_topic`, then the verdict line."""
+    parser = argparse.ArgumentParser(prog=f"python -m examples.{name}")
+    parser.add_argument("--quick", action="store_true", help="the small, fast version")
+    parser.add_argument("--out", type=pathlib.Path, default=examples.FIGURES)
+    args = parser.parse_args(argv)
+    record = run_topic(name, args.out, args.quick)
+    print(f"{name}: {record['verdict']}: {record['summary']}")
+    print(f"figure and results: {args.out}/{name}.png, .json ({record['seconds']} s)")
+    return record
+
+
 def build_report(out: pathlib.Path) -> str:
     """REPORT.md from the stored results of every topic in TOPICS (those present)."""
     records = load_records(out)

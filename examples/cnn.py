@@ -19,7 +19,6 @@ for three seeds (initialization and batch order). ``python -m examples.cnn`` wri
 from __future__ import annotations
 
 import functools
-import json
 import pathlib
 import time
 from typing import Any
@@ -112,6 +111,24 @@ def _train(params, state, data, key, *, steps: int):
     return hand, auto, records
 
 
+def float64_difference(seed: int, steps: int = CHECK_AT) -> float:
+    """The two runs' parameters' relative difference after ``steps`` steps of the same
+    training in float64 (parameters, data and statistics): the backward passes' own
+    agreement, without float32's rounding differences to amplify."""
+    examples.setup()  # float64 available
+    data = examples.digits()
+    wide = tuple(
+        jnp.asarray(data[k], jnp.float64).reshape(-1, 8, 8, 1)
+        if k.startswith("x")
+        else jnp.asarray(data[k])
+        for k in ("x_train", "y_train", "x_test", "y_test")
+    )
+    k_init, k_batches = jax.random.split(examples.key(seed))
+    params, state = jax.tree.map(lambda a: a.astype(jnp.float64), init(k_init))
+    *_, records = _train(params, state, wide, k_batches, steps=steps)
+    return float(records["param_rel_diff"][-1])
+
+
 def train_digits(steps: int = STEPS, seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
     """Trains the CNN for ``steps`` per seed, hand-written and autodiff side by side.
 
@@ -122,6 +139,7 @@ def train_digits(steps: int = STEPS, seeds: tuple[int, ...] = SEEDS) -> dict[str
     ``test_accuracy_autodiff``; and overall ``worst_param_rel_diff_at_check``,
     ``min_test_accuracy`` and ``seconds``.
     """
+    examples.setup()  # float64 on for every seed alike (the float64 check turns it on)
     start = time.perf_counter()
     data = examples.digits()
     arrays = tuple(
@@ -143,6 +161,7 @@ def train_digits(steps: int = STEPS, seeds: tuple[int, ...] = SEEDS) -> dict[str
             "param_rel_diff_final": float(gradcheck.compare(hand, auto).max_rel),
             "test_accuracy": float(_accuracy(hand, hand_state, *arrays[2:])),
             "test_accuracy_autodiff": float(_accuracy(auto, auto_state, *arrays[2:])),
+            "param_rel_diff_float64": float64_difference(seed),
         }
     return {
         "steps": steps,
@@ -150,6 +169,7 @@ def train_digits(steps: int = STEPS, seeds: tuple[int, ...] = SEEDS) -> dict[str
         "seeds": list(seeds),
         "runs": runs,
         "worst_param_rel_diff_at_check": max(r["param_rel_diff_at_check"] for r in runs.values()),
+        "worst_param_rel_diff_float64": max(r["param_rel_diff_float64"] for r in runs.values()),
         "min_test_accuracy": min(r["test_accuracy"] for r in runs.values()),
         "seconds": time.perf_counter() - start,
     }
@@ -201,6 +221,20 @@ def plot(res: dict[str, Any], path: pathlib.Path) -> pathlib.Path:
 
 
 TITLE = "A CNN: conv2d, batch norm and max pooling by hand against autodiff"
+CLAIM = (
+    "Every op's hand-written backward (convolution, batch norm, ReLU, max pooling, dense) "
+    "trains a CNN exactly as JAX's autodiff of the same forward does."
+)
+# The dlref code the results depend on (hashed into the JSON: examples.code_files)
+USES = (
+    "dlref/_op.py",
+    "dlref/_numerics.py",
+    "dlref/activations",
+    "dlref/layers",
+    "dlref/losses",
+    "dlref/optim.py",
+    "dlref/gradcheck.py",
+)
 
 
 def _scalars(res: dict[str, Any]) -> dict[str, Any]:
@@ -216,20 +250,28 @@ def _scalars(res: dict[str, Any]) -> dict[str, Any]:
 def run(out_dir: pathlib.Path, quick: bool = False) -> dict[str, Any]:
     """The experiment in the shape of an ``examples`` topic: trains (one seed for
     ``quick``, else :data:`SEEDS`; :data:`STEPS` steps), writes ``out_dir/cnn.png`` and
-    returns ``examples.result``'s dict: "holds" when the two runs' parameters agree to
-    1e-5 after :data:`CHECK_AT` steps and every seed reaches 97% held-out accuracy."""
+    returns ``examples.result``'s dict: "holds" when every seed reaches 97% held-out
+    accuracy and the two runs' parameters agree after :data:`CHECK_AT` steps to 1e-10 in
+    float64 and to 1e-5 in float32; "holds with a caveat" when only float32 misses."""
     res = train_digits(seeds=SEEDS[:1] if quick else SEEDS)
     figure = plot(res, pathlib.Path(out_dir) / "cnn.png")
     diff, accuracy = res["worst_param_rel_diff_at_check"], res["min_test_accuracy"]
-    verdict = "holds" if diff < 1e-5 and accuracy >= 0.97 else "does not hold"
+    diff64 = res["worst_param_rel_diff_float64"]
+    within = [seed for seed, r in res["runs"].items() if r["param_rel_diff_at_check"] < 1e-5]
+    if accuracy < 0.97 or diff64 >= 1e-10:
+        verdict = "does not hold"
+    else:
+        verdict = "holds" if len(within) == len(res["runs"]) else "holds with a caveat"
     finals = ", ".join(f"{r['param_rel_diff_final']:.1e}" for r in res["runs"].values())
     accuracies = ", ".join(
         f"{r['test_accuracy']:.1%} / {r['test_accuracy_autodiff']:.1%}"
         for r in res["runs"].values()
     )
     summary = (
-        f"after {res['check_at']} Adam steps (float32) the hand-written and autodiff runs' "
-        f"parameters differ by at most {diff:.1e} (relative); after {res['steps']} steps "
+        f"after {res['check_at']} Adam steps the hand-written and autodiff runs' "
+        f"parameters differ by at most {diff64:.1e} in float64 and {diff:.1e} in float32 "
+        f"(relative; within 1e-5 for {len(within)} of {len(res['runs'])} seeds); "
+        f"after {res['steps']} steps "
         f"held-out accuracy >= {accuracy:.1%} over seeds {res['seeds']}"
     )
     notes = f"""
@@ -239,34 +281,25 @@ trained by Adam (learning rate {LEARNING_RATE}, batch {BATCH}), twice from the s
 the same batches: through every op's hand-written backward (conv2d's input gradient is a
 transposed convolution, its kernel gradient a convolution of the input with the output
 gradient; max pooling routes each gradient to its window's first maximum), and under
-`dlref.autodiff_mode()`. After {res["check_at"]} steps their parameters differ by at most
-{diff:.1e} (relative, worst leaf): float32 rounding. Later the two float32 trajectories
-separate in jumps (after {res["steps"]} steps: {finals}); held-out accuracy, hand-written /
+`dlref.autodiff_mode()`. In float64 their parameters differ by at most {diff64:.1e}
+(relative, worst leaf) after {res["check_at"]} steps: the two backward passes agree. In
+float32 the trajectories separate in jumps (single steps at which the difference grows
+tenfold or more), as they do when rounding differences tip a discrete choice (which entry
+of a max-pool window is largest, the sign of a ReLU's input) one way in one run and the
+other way in the other: after {res["check_at"]} steps the worst seed differs by {diff:.1e}, and after
+{res["steps"]} steps the seeds differ by {finals}. Held-out accuracy, hand-written /
 autodiff, per seed: {accuracies}.
 """
     return examples.result(verdict, summary, figure, notes, **_scalars(res))
 
 
-def main(out_dir: pathlib.Path = examples.FIGURES) -> dict[str, Any]:
-    """``python -m examples.cnn``: runs :func:`run` (three seeds), writes
-    ``out_dir/cnn.png`` and ``out_dir/cnn.json`` (title, verdict, summary, notes and
-    the measured numbers per seed), prints the verdict line; returns the result."""
-    start = time.perf_counter()
-    res = run(out_dir)
-    record = {
-        "name": "cnn",
-        "title": TITLE,
-        "verdict": res["verdict"],
-        "summary": res["summary"],
-        "figure": res["figure"].name,
-        "notes": res["notes"],
-        "measured": res["measured"],
-        "seconds": round(time.perf_counter() - start, 1),
-    }
-    (pathlib.Path(out_dir) / "cnn.json").write_text(json.dumps(record, indent=1) + "\n")
-    print(f"cnn: {res['verdict']}: {res['summary']} ({record['seconds']} s)")
-    print(f"figure: {res['figure']}")
-    return res
+def main(argv: list[str] | None = None) -> dict:
+    """``python -m examples.cnn [--quick] [--out DIR]``: runs :func:`run` (three seeds;
+    one with --quick), writes ``cnn.png`` and ``cnn.json`` (the report's record, with the
+    code hash; examples/figures/ by default) and prints the verdict line."""
+    from examples import __main__ as report
+
+    return report.main_topic("cnn", argv)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,8 @@ blur it.
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
@@ -290,43 +288,11 @@ def _figure(hand, auto, weights, tokens, out_dir: pathlib.Path) -> pathlib.Path:
 
 def main(argv: list[str] | None = None) -> dict:
     """``python -m examples.transformer [--quick] [--out DIR]``: runs the experiment,
-    writes ``transformer.png`` and ``transformer.json`` (examples/figures/ by default) and
-    prints the verdict line. Once ``"transformer"`` is one of ``examples.TOPICS``, the
-    JSON is the report's own record (with the code hash); until then the same record
-    without it."""
-    import argparse
-
+    writes ``transformer.png`` and ``transformer.json`` (the report's record, with the
+    code hash; examples/figures/ by default) and prints the verdict line."""
     from examples import __main__ as report
 
-    parser = argparse.ArgumentParser(prog="python -m examples.transformer")
-    parser.add_argument("--quick", action="store_true", help="the small, fast version")
-    parser.add_argument("--out", type=pathlib.Path, default=examples.FIGURES)
-    args = parser.parse_args(argv)
-    if "transformer" in examples.TOPICS:
-        record = report.run_topic("transformer", args.out, args.quick)
-    else:
-        start = time.perf_counter()
-        res = run(args.out, quick=args.quick)
-        record = {
-            "name": "transformer",
-            "title": TITLE,
-            "claim": CLAIM,
-            "verdict": res["verdict"],
-            "summary": res["summary"],
-            "figure": pathlib.Path(res["figure"]).name,
-            "notes": res["notes"],
-            "measured": report._jsonable(res["measured"]),
-            "mode": "quick" if args.quick else "full",
-            "seconds": round(time.perf_counter() - start, 1),
-            "commit": examples.git_commit(),
-            "environment": report.environment(),
-        }
-        (pathlib.Path(args.out) / "transformer.json").write_text(
-            json.dumps(record, indent=1) + "\n"
-        )
-    print(f"transformer: {record['verdict']}: {record['summary']}")
-    print(f"figure and results: {args.out}/transformer.png, .json ({record['seconds']} s)")
-    return record
+    return report.main_topic("transformer", argv)
 
 
 if __name__ == "__main__":

@@ -25,14 +25,17 @@ def test_cnn_hand_written_training_equals_autodiff_for_100_steps():
     np.testing.assert_allclose(run["loss_hand"], run["loss_autodiff"], rtol=0, atol=1e-5)
     assert run["loss_hand"][-1] < 0.2 * run["loss_hand"][0]
     assert math.isfinite(run["test_accuracy"])
+    assert run["param_rel_diff_float64"] < 1e-10  # the backward passes themselves agree
 
 
 @pytest.mark.slow  # the example's full run: 3 seeds x 600 steps, about 30 s on one core
 def test_cnn_reaches_97_percent_on_held_out_digits(tmp_path):
-    res = cnn.main(tmp_path)
-    assert res["verdict"] == "holds", res["summary"]
+    """float64 runs agree to 1e-10 after 100 steps; float32 ones may jump apart (a
+    max-pool or ReLU choice tipped by rounding), which the verdict reports as a caveat."""
+    res = cnn.main(["--out", str(tmp_path)])
+    assert res["verdict"] in ("holds", "holds with a caveat"), res["summary"]
     m = res["measured"]
-    assert m["worst_param_rel_diff_at_check"] < 1e-5
+    assert m["worst_param_rel_diff_float64"] < 1e-10
     assert len(m["runs"]) == 3
     for run in m["runs"].values():
         assert run["test_accuracy"] >= 0.97
