@@ -206,14 +206,15 @@ def _representable(tree, dtype) -> bool:
     )
 
 
-@pytest.mark.parametrize("variant", ["manual", "autodiff"])
+# the autodiff variant under -m slow: it keeps the default run under 10 minutes on 2 cores
+@pytest.mark.parametrize("variant", ["manual", pytest.param("autodiff", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: jnp.dtype(d).name)
 @parametrize_ops
 def test_values_and_gradients_finite(spec, dtype, variant):
     """Values and gradients (cotangent 1) are finite wherever the exact values
     and gradients (float64, same inputs) are representable in the dtype; draws
     whose exact result overflows the dtype are skipped. Both variants:
-    ``fn.autodiff`` is public too (the forward-mode path)."""
+    ``fn.autodiff`` is public too (the forward-mode path; run with ``-m slow``)."""
     limit = _limit(spec, dtype)
 
     @given(st.data())
