@@ -286,9 +286,9 @@ gradient; max pooling routes each gradient to its window's first maximum), and u
 float32 the trajectories separate in jumps (single steps at which the difference grows
 tenfold or more), as they do when rounding differences tip a discrete choice (which entry
 of a max-pool window is largest, the sign of a ReLU's input) one way in one run and the
-other way in the other: after {res["check_at"]} steps the worst seed differs by {diff:.1e}, and after
-{res["steps"]} steps the seeds differ by {finals}. Held-out accuracy, hand-written /
-autodiff, per seed: {accuracies}.
+other way in the other: after {res["check_at"]} steps the worst seed differs by
+{diff:.1e}, and after {res["steps"]} steps the seeds differ by {finals}. Held-out
+accuracy, hand-written / autodiff, per seed: {accuracies}.
 """
     return examples.result(verdict, summary, figure, notes, **_scalars(res))
 
