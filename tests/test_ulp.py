@@ -57,8 +57,8 @@ with the reduction, at magnitudes where no intermediate overflows); softmax and
 log_softmax per entry of such rows. Summing adds a rounding per term, hence the
 looser bound for rows.
 
-Bounds (``TARGET``): 2 ulp for values, 3 ulp for rows, 4 ulp for gradients, except
-the measured bounds in ``MEASURED``, each stated in its op's docstring. The clips
+Bounds (``TARGET``): 2 ulp for values, 3 ulp for rows, 4 ulp for gradients, for
+every op (each op's docstring states its worst measured error). The clips
 of the probability losses (``p`` in [eps, 1 - eps]) are part of their definition
 and are applied to the reference too. ``python tests/test_ulp.py [--slow]``
 prints the worst error per op and dtype: the README's table. The default run
@@ -819,49 +819,11 @@ def measure(case: Case, dtype, n: int, seed: int = 0) -> Worst:
 # --- the bounds --------------------------------------------------------------------------
 
 TARGET = {"entry": 2.0, "row": 3.0, "grad": 4.0}
-# Documented exceptions (each in the op's docstring): {op: {kind: {dtype: bound}}}.
-MEASURED = {
-    # XLA's logistic and tanh on the CPU (2.17 and 2.27 ulp over 200,000 points;
-    # 4.03 and 6.92 over 20,000).
-    "sigmoid": {"entry": {np.float32: 2.5, np.float64: 2.5}},
-    # XLA's exp, then log1p (2.21 and 2.19 ulp over 200,000 points).
-    "softplus": {"entry": {np.float32: 2.5, np.float64: 2.5}},
-    "binary_cross_entropy_with_logits": {"entry": {np.float32: 2.5, np.float64: 2.5}},
-    "tanh": {"entry": {np.float32: 4.5, np.float64: 7.5}},
-    # -softplus(-x), bit for bit: softplus's bound (1.99 the worst seen).
-    "log_sigmoid": {"entry": {np.float32: 2.5, np.float64: 2.5}},
-    # XLA's exp (1.3 ulp in float64), a sum, a quotient and the product with x
-    # (2.92 and 2.63 ulp the worst seen).
-    "silu": {"entry": {np.float32: 3.5, np.float64: 3.5}},
-    # Far below 0: XLA's exp, the asymptotic series and three products (2.83 and
-    # 3.05 ulp the worst seen; within 1.9 above x = -9).
-    "gelu": {"entry": {np.float32: 3.5, np.float64: 3.5}},
-    # As silu, with 2 u in two words (2.71 and 2.99 ulp the worst seen); the
-    # gradient's terms each carry exp's error (4.48 and 3.79).
-    "gelu_tanh": {
-        "entry": {np.float32: 3.5, np.float64: 3.5},
-        "grad": {np.float32: 5.0, np.float64: 5.0},
-    },
-    # XLA's exp, a sum and a quotient (3.01 ulp the worst seen), and the VJP:
-    # the probability's own error carried into a difference (4.34).
-    "softmax": {
-        "row": {np.float32: 3.5, np.float64: 3.5},
-        "grad": {np.float32: 5.0, np.float64: 5.0},
-    },
-    # softmax(z) * sum(t) - t, softmax's error in a difference (3.92 the worst seen).
-    "softmax_cross_entropy": {"grad": {np.float32: 4.5, np.float64: 4.5}},
-    # soft F1: two sums and a quotient, about six roundings (2.54, 3.44 and 4.71
-    # ulp the worst seen).
-    "soft_f1": {
-        "entry": {np.float32: 3.0, np.float64: 3.0},
-        "row": {np.float32: 4.0, np.float64: 4.0},
-        "grad": {np.float32: 5.0, np.float64: 5.0},
-    },
-}
 
 
 def bound(name: str, kind: str, dtype) -> float:
-    return MEASURED.get(name, {}).get(kind, {}).get(dtype, TARGET[kind])
+    """Every op meets the targets: no op has a looser, documented bound."""
+    return TARGET[kind]
 
 
 # --- tests -----------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import jax.numpy as jnp
 from dlref import _checks
 from dlref._numerics import (
     exp_sum,
-    log1p,
     log_normalizer,
     neg_abs,
     row_max,
@@ -17,6 +16,8 @@ from dlref._numerics import (
     sigmoid_from_exp,
 )
 from dlref._op import op
+from dlref._words import accurate, sigmoid_words, softmax_words, softplus_tail
+from dlref.activations._precise import tanh_words
 
 __all__ = ["sigmoid", "log_sigmoid", "relu", "tanh", "softplus", "softmax", "log_softmax"]
 
@@ -37,13 +38,16 @@ def sigmoid(x: jax.Array) -> jax.Array:
     Returns:
       An array of the shape and dtype of ``x``.
 
-    Numerics: computed by XLA's ``logistic`` primitive, which is stable in both
-    tails: no overflow, and neither the value nor any gradient is NaN for a finite
-    x (the textbook ``1 / (1 + exp(-x))`` overflows below about -88 in float32 and
-    its autodiff gradient is NaN there). It is not correctly rounded: on the CPU
-    it is off by up to 2.2 ulp in float32 and 2.3 ulp in float64 (measured over
-    200,000 points; tests/test_ulp.py asserts 2.5). The value rounds to exactly
-    0 or 1 in the far tails. The gradient keeps ``x``, not the value:
+    Numerics: ``1 / (1 + e)`` for x > 0 and ``e / (1 + e)`` otherwise, ``e =
+    exp(-|x|)``: the exp is of a non-positive number, so nothing overflows and
+    neither the value nor any gradient is NaN for a finite x (the textbook ``1 /
+    (1 + exp(-x))`` overflows below about -88 in float32 and its autodiff gradient
+    is NaN there). ``e`` is computed in two words (about twice the dtype's
+    precision; XLA's exp is off by up to 1.3 ulp) and the quotient is corrected
+    by its exact residual, so the value is within 0.5 ulp (0.50 the worst
+    measured in float32 and float64; tests/test_ulp.py asserts 2). Autodiff
+    differentiates XLA's ``logistic``, whose value it replaces. The value rounds
+    to exactly 0 or 1 in the far tails. The gradient keeps ``x``, not the value:
     ``y * (1 - y)`` loses every digit of ``1 - y`` once y rounds to near 1
     (x = 17 in float32 gives 0 for 4e-8), while ``e / (1 + e)**2`` is within 4
     ulp in both tails, the square expanded as ``1 + e * (2 + e)`` so that only
@@ -59,7 +63,7 @@ def sigmoid(x: jax.Array) -> jax.Array:
       0.25
     """
     _checks.floating("sigmoid", x=x)
-    return jax.lax.logistic(x)
+    return accurate(sigmoid_words, jax.lax.logistic, x)
 
 
 def _sigmoid_fwd(x):
@@ -144,10 +148,15 @@ def tanh(x: jax.Array) -> jax.Array:
     Returns:
       An array of the shape and dtype of ``x``.
 
-    Numerics: the value is XLA's tanh, which saturates to exactly +-1 for large
-    |x| and forms no exp, so nothing overflows. It is not correctly rounded: on
-    the CPU it is off by up to 4.03 ulp in float32 and 6.92 ulp in float64
-    (measured over 20,000 points; tests/test_ulp.py asserts 4.5 and 7.5). The
+    Numerics: below ``|x| = 0.55`` the odd Taylor series ``x + x z P(z)``, ``z =
+    x**2``, its coefficients ``4**n (4**n - 1) B_2n / (2n)!`` from the exact
+    Bernoulli numbers (11 terms in float32, 21 in float64; the correction is
+    under a tenth of the result); above, ``sign(x) (1 - e) / (1 + e)``, ``e =
+    exp(-2|x|)`` in two words, the quotient corrected. It saturates to exactly
+    +-1 for large |x|, and nothing overflows. The value is within 1 ulp (0.57
+    in float32 and 0.61 in float64 the worst measured; tests/test_ulp.py asserts
+    2; XLA's tanh is off by up to 4.03 and 6.92). Autodiff differentiates
+    ``jnp.tanh``, whose value it replaces. The
     gradient keeps ``x``, not the value: ``1 - y**2`` loses every digit once y
     rounds to near +-1 (x = 9 in float32 gives 0 for 6e-8), while
     ``4 e / (1 + e)**2`` (the square expanded, as for sigmoid) is within 4 ulp
@@ -162,7 +171,7 @@ def tanh(x: jax.Array) -> jax.Array:
       1.0
     """
     _checks.floating("tanh", x=x)
-    return jnp.tanh(x)
+    return accurate(tanh_words, jnp.tanh, x)
 
 
 def _tanh_fwd(x):
@@ -199,8 +208,9 @@ def softplus(x: jax.Array) -> jax.Array:
     Numerics: computed as ``relu(x) + log1p(exp(-|x|))``; the exp is of a
     non-positive number and never overflows, and log1p keeps precision where
     exp(-|x|) is tiny (dlref's own log1p: XLA's is off by 2.3 ulp in float32).
-    XLA's exp (up to 1.5 ulp) followed by log1p leaves the value within 2.5 ulp
-    (2.21 measured over 200,000 points; tests/test_ulp.py).
+    The exp is taken in two words, ``e_hi + e_lo``, and ``log1p(e) = log1p(e_hi)
+    + e_lo / (1 + e_hi)``, so the value is within 2 ulp (1.51 in float32 and
+    1.58 in float64 the worst measured; tests/test_ulp.py).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -224,7 +234,7 @@ def softplus(x: jax.Array) -> jax.Array:
       ``softplus(x)``.
     """
     _checks.floating("softplus", x=x)
-    return jnp.where(x > 0, x, 0) + log1p(jnp.exp(neg_abs(x)))
+    return jnp.where(x > 0, x, 0) + softplus_tail(x)
 
 
 def _softplus_fwd(x):
@@ -263,7 +273,8 @@ def log_sigmoid(x: jax.Array) -> jax.Array:
     value is ``x`` to within rounding far below 0 (no ``log(0) = -inf`` where the
     sigmoid underflows) and keeps its tiny size, about ``-exp(-x)``, far above 0
     (``log(sigmoid(x))`` rounds to 0 from x = 17 in float32). XLA's exp followed
-    by dlref's log1p leaves the value within 2.5 ulp (tests/test_ulp.py). The
+    by dlref's log1p leaves the value within 2 ulp (softplus's form; 1.72 the
+    worst measured; tests/test_ulp.py). The
     gradient ``sigmoid(-x)`` is ``e / (1 + e)`` or ``1 / (1 + e)``, ``e =
     exp(-|x|)``: no ``1 - sigmoid(x)`` cancellation.
 
@@ -276,7 +287,7 @@ def log_sigmoid(x: jax.Array) -> jax.Array:
       0.5
     """
     _checks.floating("log_sigmoid", x=x)
-    return jnp.where(x > 0, 0, x) - log1p(jnp.exp(neg_abs(x)))
+    return jnp.where(x > 0, 0, x) - softplus_tail(x)
 
 
 def _log_sigmoid_fwd(x):
@@ -292,13 +303,6 @@ log_sigmoid.defvjp(_log_sigmoid_fwd, _log_sigmoid_bwd)
 
 
 # --- softmax -----------------------------------------------------------------
-
-
-def _shifted_exp(fn: str, x, axis: int):
-    """``exp(x - max(x))`` along ``axis``; the max is a constant to autodiff."""
-    _checks.floating(fn, x=x)
-    _checks.min_rank(fn, "x", x, 1, "the axis to normalize over")
-    return shifted_exp(x, row_max(x, axis))
 
 
 @op
@@ -322,12 +326,16 @@ def softmax(x: jax.Array, axis: int = -1) -> jax.Array:
     ``stop_gradient``; softmax does not change), so every exponent is <= 0 and
     nothing overflows for large logits. ``x - max`` rounds where the two differ
     in magnitude, and exp would multiply that rounding error by ``|x - max|``
-    (up to 2**9 ulp in float64); its exact remainder is added back
-    (``exp(d + r) = e + e * r``), so each probability is within 3.5 ulp (XLA's
-    exp, the sum and the quotient; 3.01 the worst measured). The gradient is a
-    difference that is 0 for a constant ``dy``: it is within 5 ulp of the size
-    of its terms, ``y * (|dy| + sum(|dy| * y))`` (4.34 the worst measured;
-    tests/test_ulp.py). Masked entries set to ``-inf`` get probability 0 and gradient 0, with no
+    (up to 2**9 ulp in float64); its exact remainder is carried into the
+    exponential, which is computed in two words (XLA's exp is off by up to 1.3
+    ulp). The row sum is a pairwise tree of exact two-word additions, and the
+    quotient is corrected by its exact residual, so each probability is within
+    0.5 ulp (0.50 the worst measured in float32 and float64; the plain ``e /
+    sum(e)`` was off by 3.01). Autodiff differentiates the plain form, whose
+    value it replaces. The gradient is a difference that is 0 for a constant
+    ``dy``: it is within 4 ulp of the size of its terms, ``y * (|dy| +
+    sum(|dy| * y))`` (1.99 the worst measured; tests/test_ulp.py). Masked
+    entries set to ``-inf`` get probability 0 and gradient 0, with no
     NaN, as long as one entry of the slice is finite (a slice of all ``-inf`` is
     NaN, as in jax.nn).
 
@@ -347,8 +355,14 @@ def softmax(x: jax.Array, axis: int = -1) -> jax.Array:
       network outputs, with relationships to statistical pattern recognition,
       in Neurocomputing, Springer (1990): the name and the normalized exponential.
     """
-    e = _shifted_exp("softmax", x, axis)
-    return e / jnp.sum(e, axis=axis, keepdims=True)
+    _checks.floating("softmax", x=x)
+    _checks.min_rank("softmax", "x", x, 1, "the axis to normalize over")
+
+    def plain(w):
+        e = shifted_exp(w, row_max(w, axis))
+        return e / jnp.sum(e, axis=axis, keepdims=True)
+
+    return accurate(lambda w: softmax_words(w, row_max(w, axis), axis), plain, x)
 
 
 def _softmax_fwd(x, *, axis=-1):

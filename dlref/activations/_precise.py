@@ -14,38 +14,14 @@ from __future__ import annotations
 import functools
 import math
 from decimal import Decimal, localcontext
+from fractions import Fraction
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from dlref._numerics import neg_abs, two_sum
-
-
-def wide(x):
-    """``x`` in float32 if it is a half-precision array, else unchanged."""
-    return x.astype(jnp.float32) if jnp.finfo(x.dtype).bits < 32 else x
-
-
-def split(a):
-    """``a = hi + lo`` exactly, ``hi`` rounded to the upper ``p - ceil(p / 2)`` bits
-    of the significand (12 in float32, 26 in float64), so that products of the
-    halves are exact. Rounded by XLA's ``reduce_precision``, not Veltkamp's
-    ``c - (c - a)``, which the CPU's fused multiply-add contraction breaks."""
-    info = jnp.finfo(a.dtype)
-    bits = (info.nmant + 1) // 2 - 1  # stored bits of hi: 11 of 23, 25 of 52
-    hi = jax.lax.reduce_precision(a, exponent_bits=info.nexp, mantissa_bits=bits)
-    return hi, a - hi
-
-
-def two_prod(a, b):
-    """``(p, err)`` with ``p = fl(a * b)`` (to within an ulp) and ``a * b = p + err``
-    to about twice the dtype's precision: the four products of the halves of
-    :func:`split` are exact, so no multiply-add contraction changes them."""
-    a_hi, a_lo = split(a)
-    b_hi, b_lo = split(b)
-    p, err = two_sum(a_hi * b_hi, a_hi * b_lo + a_lo * b_hi)
-    return p, err + a_lo * b_lo
+from dlref._words import exp_words, one, one_plus, quotient, two_prod, value_of
 
 
 def _double_word(value: Decimal, dtype) -> tuple[float, float]:
@@ -306,12 +282,68 @@ def underflows(v):
 
 def times_exp(m, v, low=0.0):
     """``m * exp(v + low)`` for ``v <= 0`` (``low`` a small correction to ``v``),
-    as ``m * (e + e * low)``, ``e = exp(v)``; where :func:`underflows`, as
+    as ``m * e_hi + m * e_lo`` with the exponential in two words
+    (:func:`dlref._words.exp_words`), differentiated as ``m * exp(v)``; where :func:`underflows`, as
     ``(m 2**-64) exp(v + 64 ln 2)`` with no subnormal intermediate. A positive
     ``v`` is read as 0, so that a branch a ``where`` discards cannot overflow
     (nor give autodiff an ``inf * 0``)."""
     dtype = np.dtype(v.dtype).type
     shifted = underflows(v)
-    e = jnp.exp(jnp.where(shifted, v + _SHIFT[dtype], jnp.where(v > 0, 0, v)))
-    correction = jnp.where(shifted, low + _SHIFT_LOW[dtype], low)
-    return jnp.where(shifted, m * 2.0**-64, m) * (e + e * correction)
+    argument = jnp.where(shifted, v + _SHIFT[dtype], jnp.where(v > 0, 0, v))
+    e_hi, e_lo = exp_words(argument, jnp.where(shifted, low + _SHIFT_LOW[dtype], low))
+    m = jnp.where(shifted, m * 2.0**-64, m)
+    main, correction = m * value_of(jnp.exp(argument), e_hi), m * e_lo
+    return jnp.where(correction == 0, main, main + correction)  # keeps a zero's sign
+
+
+# tanh below |x| = 0.55: its odd Taylor series, from the exact Bernoulli numbers.
+TANH_SERIES_END = 0.55
+
+
+def _bernoulli_even(count: int) -> list[Fraction]:
+    """``B_2, B_4, ..., B_2count`` exactly (the Akiyama-Tanigawa algorithm)."""
+    row: list[Fraction] = []
+    numbers = []
+    for m in range(2 * count + 1):
+        row.append(Fraction(1, m + 1))
+        for j in range(m, 0, -1):
+            row[j - 1] = j * (row[j - 1] - row[j])
+        numbers.append(row[0])
+    return numbers[2::2]
+
+
+@functools.cache
+def _tanh_coefficients(dtype) -> tuple[float, ...]:
+    """``c_n`` of ``tanh(x) = x + x z sum_(n >= 2) c_n z**(n - 2)``, ``z = x**2``:
+    ``c_n = 4**n (4**n - 1) B_2n / (2n)!``, up to the first term below 1e-3 of
+    an ulp of ``x`` at ``|x| = 0.55``."""
+    eps = float(np.finfo(dtype).eps)
+    coefficients: list[float] = []
+    for n, b in enumerate(_bernoulli_even(40)[1:], start=2):
+        c = Fraction(4**n * (4**n - 1)) * b / math.factorial(2 * n)
+        coefficients.append(float(c))
+        if abs(float(c)) * TANH_SERIES_END ** (2 * n - 2) < 1e-3 * eps:
+            break
+    return tuple(coefficients)
+
+
+def tanh_words(x):
+    """``tanh(x)`` to about 1 ulp, a constant to autodiff. Below ``|x| = 0.55``
+    the odd series ``x + x z P(z)`` (the correction under a tenth of the
+    result); above, ``(1 - e) / (1 + e)``, ``e = exp(-2|x|)`` in two words
+    (``2|x|`` is exact), the quotient corrected, and the sign of ``x``."""
+    dtype = np.dtype(x.dtype).type
+    a = jnp.abs(x)
+    small = a < TANH_SERIES_END
+    s = jnp.where(small, x, 0)
+    z = s * s
+    coefficients = _tanh_coefficients(dtype)
+    p = jnp.full_like(z, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        p = p * z + c
+    series = s + s * (z * p)
+    e_hi, e_lo = exp_words(-2 * jnp.where(small, 1, a))
+    n_hi, n_lo = two_sum(one(e_hi), -e_hi)
+    d_hi, d_lo = one_plus(e_hi, e_lo)
+    large = quotient(n_hi, n_lo - e_lo, d_hi, d_lo)
+    return jnp.where(small, series, jnp.where(x < 0, -large, large))

@@ -12,6 +12,7 @@ import numpy as np
 from dlref import _checks
 from dlref._numerics import neg_abs, sigmoid_from_exp
 from dlref._op import op
+from dlref._words import accurate, sigmoid_slope_words, sigmoid_words, value_of, wide
 from dlref.activations._precise import (
     TANH_FORM_END,
     exp_neg_abs,
@@ -20,7 +21,6 @@ from dlref.activations._precise import (
     tanh_form_exponent,
     times_exp,
     underflows,
-    wide,
 )
 
 __all__ = ["leaky_relu", "elu", "silu", "gelu"]
@@ -183,13 +183,13 @@ def silu(x: jax.Array) -> jax.Array:
     Returns:
       An array of the shape and dtype of ``x``, at least -0.2785.
 
-    Numerics: ``x * sigmoid(x)`` with the sigmoid from ``e = exp(-|x|)``
-    (``1 / (1 + e)`` or ``e / (1 + e)``): the exp is of a non-positive number,
-    so nothing overflows in either tail. XLA's exp (1.3 ulp in float64), the
-    sum, the quotient and the product leave the value within 3.5 ulp (2.92 in
-    float32 and 2.63 in float64 the worst measured; tests/test_ulp.py). The
-    gradient keeps ``x`` and shares ``e`` with the forward, within 4 ulp (3.38
-    measured); ``1 + x`` is exact near the derivative's root (x = -1.2785),
+    Numerics: ``x * sigmoid(x)`` with dlref's sigmoid (``1 / (1 + e)`` or ``e /
+    (1 + e)``, ``e = exp(-|x|)`` in two words, the quotient corrected): the exp
+    is of a non-positive number, so nothing overflows in either tail, and the
+    value is within 2 ulp (1.37 in float32 and 1.31 in float64 the worst
+    measured; tests/test_ulp.py; with XLA's exp it was 2.92). The gradient
+    keeps ``x`` and takes XLA's ``exp(-|x|)``, within 4 ulp (2.46 measured);
+    ``1 + x`` is exact near the derivative's root (x = -1.2785),
     where the derivative is a difference of terms near 0.2 and so is within 4
     ulp of those terms, not of itself. Far below 0, where ``exp(x)`` is
     subnormal (flushed to 0 on the CPU) but ``x exp(x)`` is not, the products
@@ -212,9 +212,11 @@ def silu(x: jax.Array) -> jax.Array:
       (arXiv:1710.05941): the name swish.
     """
     _checks.floating("silu", x=x)
-    x = jnp.asarray(x)
-    w = wide(x)
-    return jnp.where(underflows(w), times_exp(w, w), w * sigmoid_from_exp(w)).astype(x.dtype)
+
+    def silu_from(sigmoid_fn):
+        return lambda w: jnp.where(underflows(w), times_exp(w, w), w * sigmoid_fn(w))
+
+    return accurate(silu_from(sigmoid_words), silu_from(sigmoid_from_exp), jnp.asarray(x))
 
 
 def _silu_fwd(x):
@@ -320,10 +322,7 @@ def gelu(x: jax.Array, *, approximate: bool = False) -> jax.Array:
     w = wide(x)
     if approximate:
         _, two_u, low = tanh_form_exponent(w)
-        e = exp_neg_abs(two_u, low)  # sigmoid(2 u) from exp(-|2 u|)
-        y = jnp.where(
-            underflows(two_u), times_exp(w, two_u, low), w * (jnp.where(two_u > 0, 1, e) / (1 + e))
-        )
+        y = jnp.where(underflows(two_u), times_exp(w, two_u, low), w * _sigmoid_2u(two_u, low))
         # Beyond the clip the sigmoid is exactly 1 or 0: x or -0, with autodiff's gradient
         # 1 or 0 directly (through the quotient a huge x times a zero slope would give NaN).
         saturated = jnp.abs(w) > TANH_FORM_END
@@ -331,6 +330,14 @@ def gelu(x: jax.Array, *, approximate: bool = False) -> jax.Array:
     value, _ = gelu_exact(w)
     plain, _ = _gelu_plain(w)
     return (value + (plain - jax.lax.stop_gradient(plain))).astype(x.dtype)
+
+
+def _sigmoid_2u(two_u, low):
+    """The tanh form's ``sigmoid(2 u)``, ``2 u = two_u + low``: the value to about
+    0.6 ulp (:func:`dlref._words.sigmoid_words`), the derivative of the plain
+    ``1 / (1 + e)`` or ``e / (1 + e)``, ``e = exp(-|2 u|)``."""
+    e = exp_neg_abs(two_u, low)
+    return value_of(jnp.where(two_u > 0, 1, e) / (1 + e), sigmoid_words(two_u, low))
 
 
 def _gelu_fwd(x, *, approximate=False):
@@ -344,8 +351,9 @@ def _gelu_bwd(res, dy, *, approximate):
         xc, two_u, low = tanh_form_exponent(w)
         e = exp_neg_abs(two_u, low)  # the forward's exponential; s (1 - s) = e / (1 + e)**2
         slope = _TWO_K * (1 + (3 * _CUBIC) * (xc * xc))  # d(2 u)/dx
-        s = jnp.where(two_u > 0, 1, e) / (1 + e)
-        local = s + w * (slope * (e / (1 + e * (2 + e))))  # slope * 0 before a huge w
+        s = _sigmoid_2u(two_u, low)
+        s_slope = value_of(e / (1 + e * (2 + e)), sigmoid_slope_words(two_u, low))
+        local = s + w * (slope * s_slope)  # slope * 0 before a huge w
         local = jnp.where(underflows(two_u), times_exp(1 + xc * slope, two_u, low), local)
     else:
         _, slope = gelu_exact(w)

@@ -17,6 +17,7 @@ from dlref._numerics import (
     valid_labels,
 )
 from dlref._op import op
+from dlref._words import softplus_tail
 from dlref.losses._common import _check_pair, _clip_probs
 
 # --- binary cross-entropy on probabilities -----------------------------------
@@ -126,7 +127,8 @@ def binary_cross_entropy_with_logits(logits: jax.Array, targets: jax.Array) -> j
     in float32 and 34 in float64. ``relu(z) - t * z`` is formed as
     ``z * (1 - t)`` for z > 0 and ``-t * z`` otherwise (``1 - t`` is exact for
     t >= 1/2), so a soft target near 1 does not cancel either; both terms are
-    >= 0; each entry is within 2.5 ulp (XLA's exp, then log1p, as in softplus).
+    >= 0; each entry is within 2 ulp (the exp in two words, then log1p, as in
+    softplus; 1.89 the worst measured).
     The exp is of a non-positive number and never overflows, and no clip
     is needed; ``log(sigmoid(z))`` would underflow to -inf for z below about
     -104 in float32. The gradient ``sigmoid(z) - t`` is formed as
@@ -146,7 +148,7 @@ def binary_cross_entropy_with_logits(logits: jax.Array, targets: jax.Array) -> j
     z = logits
     # relu(z) - t z without cancellation: z (1 - t) for z > 0, -t z otherwise
     linear = z * jnp.where(z > 0, 1 - targets, -targets)
-    return jnp.sum(linear + log1p(jnp.exp(neg_abs(z))), axis=-1)
+    return jnp.sum(linear + softplus_tail(z), axis=-1)
 
 
 def _bce_logits_fwd(logits, targets):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from dlref._numerics import two_sum
 from dlref._op import op
+from dlref._words import one, quotient, sum_words, two_prod, value_of, wide
 from dlref.losses._common import _check_pair
 
 # --- soft F1 -------------------------------------------------------------------
@@ -92,10 +94,15 @@ def soft_f1(probs: jax.Array, targets: jax.Array) -> jax.Array:
     The value is formed as the soft misses over the counts, ``sum(p (1 - t) +
     t (1 - p)) / S``, whose terms are all >= 0: the equal ``1 - 2 TP / S``
     loses the digits of a good prediction's small loss (p = 1 - 2**-24, t = 1
-    in float32 gave 6.0e-8 for 3.0e-8). The value takes about six roundings:
-    it is within 3 ulp for one entry and 4 ulp for rows of 4 (2.5 and 3.4 the
-    worst measured), the gradient within 5 ulp of ``max(f, 2 t) / S`` (4.7;
-    tests/test_ulp.py). A consequence of F1 itself: an example with no
+    in float32 gave 6.0e-8 for 3.0e-8). Each product and ``1 - t`` is formed
+    in two words, the sums as pairwise trees of exact two-word additions, and
+    the quotient is corrected by its exact residual: the value is within 0.5
+    ulp (0.50 the worst measured, for one entry and for rows of 4; about six
+    roundings in the plain form gave 2.5 and 3.4). The gradient takes ``TP /
+    S`` and ``2 / S`` from the same two-word sums and is within 4 ulp of
+    ``max(f, 2 t) / S`` (3.16; tests/test_ulp.py). Autodiff, and the
+    gradient's own derivative, differentiate the plain forms. A consequence
+    of F1 itself: an example with no
     positive target has loss 1 whatever its predictions (F1 = 0) and no
     gradient for ``probs``, so false positives there are not pushed down;
     compute the loss over a batch axis when that matters.
@@ -118,7 +125,35 @@ def soft_f1(probs: jax.Array, targets: jax.Array) -> jax.Array:
     # 1 - 2 TP / S = (soft FP + soft FN) / S = sum(p (1 - t) + t (1 - p)) / S: a
     # sum of non-negative terms, where 1 - 2 TP / S cancels for a good prediction.
     misses = jnp.sum(p * (1 - targets) + t * (1 - probs), axis=-1)
-    return jnp.where(s <= 0, 1, misses / _safe(s))
+    value = value_of(misses / _safe(s), _misses_over_counts(probs, targets))
+    return jnp.where(s <= 0, 1, value)
+
+
+def _words_counts(probs, targets):
+    """``(p, t, tp, s)`` of :func:`_soft_counts` in float32 or float64, with ``tp``
+    and ``s`` in two words (:func:`dlref._words.sum_words`): constants to autodiff."""
+    probs, targets = (jax.lax.stop_gradient(wide(a)) for a in (probs, targets))
+    c, p, t, _, _ = _soft_counts(probs, targets)
+    tp = sum_words(*two_prod(p, t), axis=-1)
+    s = sum_words(*two_sum(p, t), axis=-1)
+    return c, p, t, tp, s
+
+
+def _misses_over_counts(probs, targets):
+    """The loss ``sum(p (1 - t) + t (1 - p)) / S`` to about 0.6 ulp: each product
+    and ``1 - t`` in two words, the sums by :func:`dlref._words.sum_words`, the
+    corrected quotient."""
+    _, p, t, _, (s_hi, s_lo) = _words_counts(probs, targets)
+    terms = []
+    for a, b in ((p, targets), (t, probs)):
+        b = wide(jax.lax.stop_gradient(b))
+        rest, rest_lo = two_sum(one(b), -b)  # 1 - b
+        hi, lo = two_prod(a, rest)
+        terms.append((hi, lo + a * rest_lo))
+    hi, lo = two_sum(terms[0][0], terms[1][0])
+    m_hi, m_lo = sum_words(hi, lo + (terms[0][1] + terms[1][1]), axis=-1)
+    value = quotient(m_hi, m_lo, _safe(s_hi), s_lo)
+    return value[..., 0]
 
 
 def _soft_f1_fwd(probs, targets):
@@ -130,10 +165,14 @@ def _soft_f1_fwd(probs, targets):
 def _soft_f1_bwd(res, dy):
     probs, targets, c, tp, s = res
     p, t = probs / c, targets / c  # the forward's scaled inputs
+    _, _, _, (tp_hi, tp_lo), (s_hi, s_lo) = _words_counts(probs, targets)
     # In the scaled counts f = 2 c tp / s and S = c s, so
     # dp = (f - 2 targets) / S * dy = 2 (tp / s - t) / s * dy: c cancels, and s >= 1.
-    q = (tp / _safe(s))[..., None]
+    # tp / s and 2 / s take their values from the two-word sums (the difference
+    # with t then starts exact) and their derivatives (grad of grad) from the plain ones.
+    q = value_of((tp / _safe(s))[..., None], quotient(tp_hi, tp_lo, _safe(s_hi), s_lo))
     k = jnp.where(s <= 0, 0, 2 / _safe(s))[..., None]  # 0 for an all-zero example
+    k = value_of(k, jnp.where(s_hi <= 0, 0, 2 / _safe(s_hi)))
     dy = dy[..., None]
     return dy * (k * (q - t)), dy * (k * (q - p))
 
