@@ -138,9 +138,17 @@ def labels_in_range(fn: str, name: str, labels: Any, num_classes: int) -> None:
 
 
 def in_interval(fn: str, name: str, value: Any, low: float, high: float) -> None:
-    """A concrete scalar hyperparameter lies in [low, high]."""
+    """A concrete scalar hyperparameter is a real number in [low, high] (NaN is not)."""
     if not is_concrete(value):
         return
+    real = (int, float, np.integer, np.floating, jax.Array, np.ndarray)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, real):
+        raise InputError(f"{fn}: `{name}` must be a real number; got {value!r}")
+    if np.ndim(value) != 0 or not np.issubdtype(np.asarray(value).dtype, np.number):
+        raise InputError(
+            f"{fn}: `{name}` must be a real scalar; got shape {np.shape(value)} "
+            f"and dtype {np.asarray(value).dtype}"
+        )
     if not low <= float(value) <= high:
         raise InputError(f"{fn}: `{name}` must lie in [{low}, {high}]; got {value}")
 
@@ -167,6 +175,16 @@ def class_labels(fn: str, logits: Any, labels: Any, name: str = "logits") -> Non
             f"of `{name}`; use int32 labels"
         )
     labels_in_range(fn, "labels", labels, classes)
+
+
+def prng_key(fn: str, name: str, key: Any) -> None:
+    """``key`` is a JAX PRNG key: a typed key array, or raw ``uint32`` key data."""
+    typed = isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+    raw = isinstance(key, (jax.Array, np.ndarray)) and key.dtype == np.uint32
+    if not (typed or (raw and key.shape[-1:] == (2,))):
+        raise InputError(
+            f"{fn}: `{name}` must be a JAX PRNG key (jax.random.key(seed)); got {key!r:.80}"
+        )
 
 
 def nonempty(fn: str, name: str, x: Any, why: str) -> None:

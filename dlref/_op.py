@@ -74,6 +74,62 @@ def _static_value(fn: str, name: str, value: Any) -> Any:
     return value
 
 
+def _no_python_numbers(fn: str, name: str, value: Any) -> None:
+    """An input is an array or a pytree of arrays: a list (or a list inside a named
+    tuple or a list) of Python numbers is refused, naming its path. A dict of
+    parameters (the regularizers') may hold Python numbers: they are leaves."""
+    if not isinstance(value, (list, tuple)):
+        return
+    for path, leaf in jax.tree_util.tree_leaves_with_path(value):
+        if isinstance(leaf, (bool, int, float, complex)):
+            where = name
+            for p in path:  # the named fields down to the first list index
+                if not hasattr(p, "name") and not hasattr(p, "key"):
+                    break
+                where += f".{p.name}" if hasattr(p, "name") else f"[{p.key!r}]"
+            raise InputError(
+                f"{fn}: `{where}` must be a JAX or NumPy array; got Python numbers in a "
+                f"{type(value).__name__} (wrap them in jnp.asarray)"
+            )
+
+
+def _check_kind(fn: str, name: str, value: Any, default: Any) -> None:
+    """A hyperparameter whose default is a bool, an int or a float takes a value of
+    that kind (an int for a float, a tuple of ints for an int; NumPy and concrete
+    0-d JAX scalars count as their Python values): a flag is never read for its
+    truthiness, and a string or None never reaches the op's arithmetic."""
+    if isinstance(default, bool):
+        kinds, what = (bool, np.bool_), "True or False"
+    elif isinstance(default, int):
+        kinds, what = (int, np.integer), "an integer"
+    elif isinstance(default, float):
+        kinds, what = (int, float, np.integer, np.floating), "a real number"
+    else:
+        return
+    item = value
+    if isinstance(value, (jax.Array, np.ndarray)) and not isinstance(value, jax.core.Tracer):
+        item = value.item() if np.ndim(value) == 0 else value
+    if isinstance(value, jax.core.Tracer) or isinstance(item, (np.ndarray, jax.Array)):
+        return  # _static_value names a traced or shaped one
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(item, tuple):
+        items = item  # per-axis integers (a convolution's stride, dilation)
+    else:
+        items = (item,)
+    for v in items:
+        if not isinstance(v, kinds) or (not isinstance(default, bool) and isinstance(v, bool)):
+            raise InputError(f"{fn}: `{name}` must be {what}; got {value!r}")
+
+
+def _check_axis(fn: str, axis: int, x: Any) -> None:
+    """``axis`` indexes an axis of ``x``."""
+    ndim = np.ndim(x) if isinstance(x, (jax.Array, np.ndarray, np.generic)) else 0
+    if ndim > 0 and not -ndim <= axis < ndim:  # rank 0: the op's own rank check speaks
+        raise InputError(
+            f"{fn}: `axis` must index an axis of `x` (rank {ndim}: {-ndim} to {ndim - 1}); "
+            f"got {axis}"
+        )
+
+
 class Op:
     """A plain JAX forward whose ``jax.grad`` runs a hand-written backward.
 
@@ -173,6 +229,14 @@ class Op:
         except TypeError as error:
             raise InputError(f"{self.name}{self.signature}: {error}") from None
         bound.apply_defaults()
+        for name, value in bound.arguments.items():
+            if name in self.hyper:
+                if name not in self.arrays:
+                    _check_kind(self.name, name, value, self.signature.parameters[name].default)
+            else:
+                _no_python_numbers(self.name, name, value)
+        if isinstance(bound.arguments.get("axis"), int) and bound.args:
+            _check_axis(self.name, bound.arguments["axis"], bound.args[0])
         return bound
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -21,7 +21,11 @@ CASES = [
         lambda: act.softmax(jnp.float64(1)),
         r"softmax: `x` must have at least 1 axis",
     ),
-    ("softmax list axis", lambda: act.softmax(x34, axis=[0]), r"softmax: .*hashable"),
+    (
+        "softmax list axis",
+        lambda: act.softmax(x34, axis=[0]),
+        r"softmax: `axis` must be an integer",
+    ),
     (
         "mse shapes",
         lambda: losses.mse(x34, x35),

@@ -128,6 +128,7 @@ def dropout(
         raise _checks.InputError(
             f"dropout: `key` is needed to draw the mask when training at rate {rate}"
         )
+    _checks.prng_key("dropout", "key", key)
     keep = jax.random.bernoulli(key, 1 - rate, x.shape)
     return jnp.where(keep, x * (1 / (1 - rate)), 0)
 

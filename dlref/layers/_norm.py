@@ -79,7 +79,7 @@ def _check_batch_norm(x, scale, shift, state, training, momentum, eps):
     if training:
         why = "batch statistics of no example are undefined, and would corrupt the state"
         _checks.nonempty(fn, "x", x, why)
-    elif _checks.is_concrete(state.var) and np.any(np.asarray(state.var) < 0):
+    if _checks.is_concrete(state.var) and np.any(np.asarray(state.var) < 0):
         raise _checks.InputError(
             f"{fn}: `state.var` must be >= 0; got minimum {np.min(np.asarray(state.var))}"
         )
@@ -225,8 +225,10 @@ def _along(v, axis: int, ndim: int):
     return v.reshape(shape)
 
 
-def _check_norm(fn: str, x, axis: int, **vectors) -> int:
-    """Floating ``x`` with the axis; each vector ``(x.shape[axis],)``; the axis, normalized."""
+def _check_norm(fn: str, x, axis: int, eps: float, **vectors) -> int:
+    """Floating ``x`` with the axis; each vector ``(x.shape[axis],)``; ``eps >= 0``;
+    the axis, normalized."""
+    _checks.in_interval(fn, "eps", eps, 0.0, float("inf"))
     _checks.floating(fn, x=x, **vectors)
     _checks.same_dtype(fn, x=x, **vectors)
     _checks.min_rank(fn, "x", x, 1, "the axis to normalize over")
@@ -283,7 +285,7 @@ def layer_norm(
     References:
       Ba, Kiros and Hinton, Layer Normalization, arXiv:1607.06450 (2016).
     """
-    axis = _check_norm("layer_norm", x, axis, scale=scale, shift=shift)
+    axis = _check_norm("layer_norm", x, axis, eps, scale=scale, shift=shift)
     dtype = x.dtype
     x, scale, shift = _wide(x, scale, shift)
     x_hat, _ = _layer_stats(x, axis, eps)
@@ -357,7 +359,7 @@ def rms_norm(x: jax.Array, scale: jax.Array, *, axis: int = -1, eps: float = 1e-
     References:
       Zhang and Sennrich, Root Mean Square Layer Normalization, NeurIPS (2019).
     """
-    axis = _check_norm("rms_norm", x, axis, scale=scale)
+    axis = _check_norm("rms_norm", x, axis, eps, scale=scale)
     dtype = x.dtype
     x, scale = _wide(x, scale)
     return (x * _inv_rms(x, axis, eps) * _along(scale, axis, x.ndim)).astype(dtype)
