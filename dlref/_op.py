@@ -98,6 +98,7 @@ def _check_kind(fn: str, name: str, value: Any, default: Any) -> None:
     that kind (an int for a float, a tuple of ints for an int; NumPy and concrete
     0-d JAX scalars count as their Python values): a flag is never read for its
     truthiness, and a string or None never reaches the op's arithmetic."""
+    kinds: tuple[type, ...]
     if isinstance(default, bool):
         kinds, what = (bool, np.bool_), "True or False"
     elif isinstance(default, int):
