@@ -9,6 +9,7 @@ Every check raises :class:`InputError`, dlref's one exception type for bad input
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import Iterator
 from typing import Any
 
@@ -175,6 +176,41 @@ def class_labels(fn: str, logits: Any, labels: Any, name: str = "logits") -> Non
             f"of `{name}`; use int32 labels"
         )
     labels_in_range(fn, "labels", labels, classes)
+
+
+def sizes(fn: str, minimum: int = 0, **values: Any) -> list[int]:
+    """Each an integer >= ``minimum`` (Python, NumPy or a concrete 0-d JAX integer),
+    returned as Python ints: an initializer's sizes."""
+    out = []
+    for name, value in values.items():
+        try:
+            k = operator.index(value)
+        except TypeError:
+            k = None
+        if k is None or isinstance(value, (bool, np.bool_)) or k < minimum:
+            raise InputError(f"{fn}: `{name}` must be an integer >= {minimum}; got {value!r}")
+        out.append(k)
+    return out
+
+
+def float_dtype(fn: str, dtype: Any) -> None:
+    """A real floating dtype (parameters and states are never integer or complex)."""
+    try:
+        d = jnp.dtype(dtype)
+    except TypeError:
+        d = None
+    if d is None or not jnp.issubdtype(d, jnp.floating):
+        raise InputError(f"{fn}: `dtype` must be a real floating dtype; got {dtype!r}")
+
+
+def real_number(fn: str, name: str, value: Any) -> None:
+    """A finite real Python or NumPy number (not a bool, a string, None or NaN)."""
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not np.isfinite(value)
+    ):
+        raise InputError(f"{fn}: `{name}` must be a finite real number; got {value!r}")
 
 
 def prng_key(fn: str, name: str, key: Any) -> None:

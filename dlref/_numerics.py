@@ -4,6 +4,8 @@ explicit bias broadcasting. Private: the ops that use them are public."""
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -105,10 +107,23 @@ def valid_labels(labels, classes: int):
     return (labels >= 0) & (labels < classes)
 
 
+def in_unit(x):
+    """True where an entry lies in [0, 1] (NaN does not): a target or probability
+    that cannot be checked under ``jit`` makes its loss and gradient NaN."""
+    return (x >= 0) & (x <= 1)
+
+
 def nan_where_not(valid, x):
     """``x`` where ``valid``, NaN elsewhere: an input that cannot be checked
     under ``jit`` (a label out of range) poisons its own result visibly."""
     return jnp.where(valid, x, jnp.nan)
+
+
+def rows(a):
+    """``a`` as a matrix: every axis but the last merged, ``(..., k) -> (n, k)``;
+    ``n`` is computed, so an empty last axis (k = 0) works, where ``reshape(-1, 0)``
+    cannot infer it."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 def bias_row(b, ndim: int):

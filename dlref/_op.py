@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, overload
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from dlref._checks import InputError
@@ -93,32 +94,66 @@ def _no_python_numbers(fn: str, name: str, value: Any) -> None:
             )
 
 
-def _check_kind(fn: str, name: str, value: Any, default: Any) -> None:
-    """A hyperparameter whose default is a bool, an int or a float takes a value of
-    that kind (an int for a float, a tuple of ints for an int; NumPy and concrete
-    0-d JAX scalars count as their Python values): a flag is never read for its
-    truthiness, and a string or None never reaches the op's arithmetic."""
-    kinds: tuple[type, ...]
-    if isinstance(default, bool):
-        kinds, what = (bool, np.bool_), "True or False"
-    elif isinstance(default, int):
-        kinds, what = (int, np.integer), "an integer"
-    elif isinstance(default, float):
-        kinds, what = (int, float, np.integer, np.floating), "a real number"
-    else:
-        return
+# The kinds a hyperparameter's annotation names: what each accepts (NumPy and concrete
+# 0-d JAX scalars count as their Python values). Other annotations are not checked.
+_KINDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "bool": ("True or False", lambda v: isinstance(v, (bool, np.bool_))),
+    "int": (
+        "an integer",
+        lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)),
+    ),
+    "float": (
+        "a real number",
+        lambda v: (
+            isinstance(v, (int, float, np.integer, np.floating))
+            and not isinstance(v, (bool, np.bool_))
+        ),
+    ),
+    "str": ("a string", lambda v: isinstance(v, str)),
+    "None": ("None", lambda v: v is None),
+    "jax.Array": ("an array", lambda v: isinstance(v, (jax.Array, np.ndarray))),
+    "Pair": (
+        "a pair of integers",
+        lambda v: (
+            isinstance(v, tuple)
+            and len(v) == 2
+            and all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in v)
+        ),
+    ),
+}
+
+
+def _kind_names(p: inspect.Parameter) -> str:
+    """The annotation as text (``"float | None"``), else the default's type name."""
+    if p.annotation is inspect.Parameter.empty:
+        return type(p.default).__name__
+    return p.annotation.__name__ if isinstance(p.annotation, type) else str(p.annotation)
+
+
+def _check_kind(fn: str, name: str, value: Any, annotation: str) -> None:
+    """A hyperparameter takes a value of a kind its annotation names (``float | None``:
+    a real number or None): a flag is never read for its truthiness, and a string or
+    None never reaches the op's arithmetic. Traced and shaped arrays are left to
+    :func:`_static_value`, unless the annotation names ``jax.Array``."""
+    kinds = [k.strip() for k in str(annotation).split("|")]
+    if not all(k in _KINDS for k in kinds):
+        return  # an annotation with a kind not listed (a padding spec) is the op's to check
     item = value
-    if isinstance(value, (jax.Array, np.ndarray)) and not isinstance(value, jax.core.Tracer):
-        item = value.item() if np.ndim(value) == 0 else value
-    if isinstance(value, jax.core.Tracer) or isinstance(item, (np.ndarray, jax.Array)):
-        return  # _static_value names a traced or shaped one
-    if isinstance(default, int) and not isinstance(default, bool) and isinstance(item, tuple):
-        items = item  # per-axis integers (a convolution's stride, dilation)
-    else:
-        items = (item,)
-    for v in items:
-        if not isinstance(v, kinds) or (not isinstance(default, bool) and isinstance(v, bool)):
-            raise InputError(f"{fn}: `{name}` must be {what}; got {value!r}")
+    if isinstance(value, (jax.Array, np.ndarray)) and "jax.Array" not in kinds:
+        if isinstance(value, jax.core.Tracer) or np.ndim(value) != 0:
+            return  # _static_value names a traced or shaped one
+        item = value.item()
+    if not any(_KINDS[k][1](item) for k in kinds):
+        what = " or ".join(_KINDS[k][0] for k in kinds)
+        raise InputError(f"{fn}: `{name}` must be {what}; got {value!r}")
+
+
+def _from_numpy(x: Any) -> Any:
+    return jnp.asarray(x) if isinstance(x, (np.ndarray, np.generic)) else x
+
+
+def _is_floating(x: Any) -> bool:
+    return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
 
 
 def _check_axis(fn: str, axis: int, x: Any) -> None:
@@ -157,6 +192,12 @@ class Op:
             if p.kind is inspect.Parameter.KEYWORD_ONLY or p.default is not inspect.Parameter.empty
         )
         self.arrays = frozenset(arrays)
+        # each hyperparameter's kinds: its annotation, else its default's type
+        self._kinds = {
+            name: _kind_names(p)
+            for name, p in self.signature.parameters.items()
+            if name in self.hyper
+        }
         if not self.arrays <= self.hyper:
             raise TypeError(
                 f"op {self.name}: arrays {sorted(self.arrays - self.hyper)} are no "
@@ -199,6 +240,7 @@ class Op:
         hyper = {k: v for k, _, v in static}
         to_bwd = {k: v for k, v in hyper.items() if k in self._bwd_hyper}
         bwd_arrays = [k for k in dynamic if k in self._bwd_hyper]
+        n_inputs = len(self.signature.parameters) - len(self.hyper)
 
         def split(flat):
             n = len(flat) - len(dynamic)
@@ -213,13 +255,28 @@ class Op:
             args, arrays = split(flat)
             with jax.named_scope(f"{name}_fwd"):
                 y, res = fwd(*args, **hyper, **arrays)
-            return y, (res, {k: arrays[k] for k in bwd_arrays})
+            # kept: the arrays bwd declares, and the floating ones (for their cotangent)
+            kept = {k: v for k, v in arrays.items() if k in bwd_arrays or _is_floating(v)}
+            return y, (res, kept)
 
         def manual_bwd(saved, dy):
             res, arrays = saved
             with jax.named_scope(f"{name}_bwd"):
-                cotangents = tuple(bwd(res, dy, **to_bwd, **arrays))
-            return cotangents + (None,) * len(dynamic)
+                given = {k: v for k, v in arrays.items() if k in bwd_arrays}
+                cotangents = tuple(bwd(res, dy, **to_bwd, **given))
+            # A trailing dict holds the cotangents of floating array hyperparameters (a
+            # traced threshold); one it does not give is NaN, never a silent 0.
+            extra = {}
+            if len(cotangents) == n_inputs + 1:
+                cotangents, extra = cotangents[:-1], cotangents[-1]
+            return cotangents + tuple(
+                extra[k]
+                if k in extra
+                else jnp.full_like(arrays[k], jnp.nan)
+                if k in arrays
+                else None
+                for k in dynamic
+            )
 
         manual.defvjp(manual_fwd, manual_bwd)
         return manual
@@ -232,10 +289,11 @@ class Op:
         bound.apply_defaults()
         for name, value in bound.arguments.items():
             if name in self.hyper:
-                if name not in self.arrays:
-                    _check_kind(self.name, name, value, self.signature.parameters[name].default)
+                _check_kind(self.name, name, value, self._kinds[name])
             else:
                 _no_python_numbers(self.name, name, value)
+                # NumPy leaves become JAX arrays: the op computes in JAX and returns them
+                bound.arguments[name] = jax.tree.map(_from_numpy, value)
         if isinstance(bound.arguments.get("axis"), int) and bound.args:
             _check_axis(self.name, bound.arguments["axis"], bound.args[0])
         return bound
@@ -291,8 +349,14 @@ def op(forward=None, *, arrays=()):
     - Parameters with a default, and keyword-only ones, are hyperparameters.
       They are static: Python values (a concrete 0-d array is turned into its
       Python scalar; a traced one raises :class:`~dlref.InputError`). Those
-      named in ``arrays`` (a PRNG ``key``) are passed through as
-      non-differentiable arrays instead.
+      named in ``arrays`` (a PRNG ``key``, a mask, a threshold that may be
+      traced) are passed through as arrays instead. Each hyperparameter's
+      value must be of a kind its annotation names (``float | None``: a real
+      number or None; without one, its default's type), else InputError.
+    - A floating array hyperparameter is differentiable: ``bwd`` gives its
+      cotangent in a dict after the inputs' (``return dx, {"threshold": dt}``);
+      one it does not give is NaN, so an unsupported derivative is never a
+      silent 0.
     - ``fwd`` takes the forward's arguments and returns ``(y, residuals)``:
       residuals are any pytree of arrays (``None`` leaves allowed).
     - ``bwd(residuals, dy, **hyper)`` receives, by keyword, exactly the

@@ -58,6 +58,8 @@ only with ``b_hh[2 * hidden:] = 0``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -118,14 +120,19 @@ def _get(fn: str, tree: dict, key: str, what: str):
 def _array(fn: str, key: str, value, shape: tuple[int | None, ...], what: str) -> np.ndarray:
     """``value`` as a floating NumPy array of ``shape`` (``None`` matches any size)."""
     a = np.asarray(value)
-    if not np.issubdtype(a.dtype, np.floating):
-        raise InputError(f"{fn}: `{key}` must be a floating array ({what}); got dtype {a.dtype}")
-    if a.ndim != len(shape) or any(
-        s is not None and s != d for s, d in zip(shape, a.shape, strict=True)
+    _layout(fn, key, a.shape, a.dtype, shape, what)
+    return a
+
+
+def _layout(fn: str, key: str, got: tuple, dtype, shape: tuple[int | None, ...], what: str):
+    """A floating dtype, and ``got`` matching ``shape`` (``None`` matches any size)."""
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise InputError(f"{fn}: `{key}` must be a floating array ({what}); got dtype {dtype}")
+    if len(got) != len(shape) or any(
+        s is not None and s != d for s, d in zip(shape, got, strict=True)
     ):
         expected = tuple("any" if s is None else s for s in shape)
-        raise InputError(f"{fn}: `{key}` must have shape {expected} ({what}); got {a.shape}")
-    return a
+        raise InputError(f"{fn}: `{key}` must have shape {expected} ({what}); got {tuple(got)}")
 
 
 # --- dense ---------------------------------------------------------------------------
@@ -146,7 +153,7 @@ def dense_from_torch(state: dict) -> tuple:
     state = _mapping(fn, "state", state)
     _only(fn, state, {"weight", "bias"}, "an nn.Linear state dict")
     weight = _array(fn, "weight", _get(fn, state, "weight", "nn.Linear"), (None, None), "(out, in)")
-    bias = _optional_bias(fn, state, "bias", weight.shape[0], "(out,)")
+    bias = _optional_bias(fn, state, "bias", weight, weight.shape[0], "(out,)")
     return jnp.asarray(weight).T, jnp.asarray(bias)
 
 
@@ -160,7 +167,8 @@ def dense_to_torch(w, b) -> dict:
       >>> {k: v.shape for k, v in state.items()}
       {'weight': (3, 2), 'bias': (3,)}
     """
-    return {"weight": _np(w).T.copy(), "bias": _np(b).copy()}
+    w, b = _dense_params("dense_to_torch", w, b)
+    return {"weight": w.T.copy(), "bias": b.copy()}
 
 
 def dense_from_flax(params: dict) -> tuple:
@@ -180,7 +188,7 @@ def dense_from_flax(params: dict) -> tuple:
     kernel = _array(
         fn, "kernel", _get(fn, params, "kernel", "flax Dense"), (None, None), "(in, out)"
     )
-    bias = _optional_bias(fn, params, "bias", kernel.shape[1], "(out,)")
+    bias = _optional_bias(fn, params, "bias", kernel, kernel.shape[1], "(out,)")
     return jnp.asarray(kernel), jnp.asarray(bias)
 
 
@@ -193,7 +201,41 @@ def dense_to_flax(w, b) -> dict:
       >>> sorted(convert.dense_to_flax(np.ones((2, 3)), np.zeros(3)))
       ['bias', 'kernel']
     """
+    w, b = _dense_params("dense_to_flax", w, b)
     return {"kernel": jnp.asarray(w), "bias": jnp.asarray(b)}
+
+
+def _checked(fn: str, key: str, value, shape: tuple[int | None, ...], what: str, like=None):
+    """:func:`_array`'s checks (and :func:`_same_dtype`'s against ``like``) by shape and
+    dtype alone, so that a traced array passes (the flax forms run under ``jit``);
+    ``value`` is returned as given."""
+    _layout(fn, key, jnp.shape(value), jnp.result_type(value), shape, what)
+    if like is not None and jnp.result_type(value) != jnp.result_type(like):
+        raise InputError(
+            f"{fn}: `{key}` must have the weights' dtype {jnp.result_type(like)}; got "
+            f"{jnp.result_type(value)}"
+        )
+    return value
+
+
+def _dense_params(fn: str, w, b) -> tuple:
+    """``w`` floating ``(d_in, d_out)`` and ``b`` ``(d_out,)`` of its dtype."""
+    _checked(fn, "w", w, (None, None), "(d_in, d_out)")
+    return w, _checked(fn, "b", b, (jnp.shape(w)[1],), "(d_out,)", like=w)
+
+
+def _recurrent_params(fn: str, params, gates: int):
+    """Recurrent params as NumPy arrays, checked: ``w_hh`` ``(hidden, gates * hidden)``,
+    ``w_ih`` ``(d_in, gates * hidden)``, every bias ``(gates * hidden,)``, one dtype."""
+    fields = params._asdict()
+    w_hh = _checked(fn, "params.w_hh", fields["w_hh"], (None, None), "(hidden, gates * hidden)")
+    hidden = jnp.shape(w_hh)[0]
+    rows = gates * hidden
+    why = f"{gates} gate(s) of hidden size {hidden}, the rows of `params.w_hh`"
+    for name, value in fields.items():
+        shape = (None, rows) if name.startswith("w_") else (rows,)
+        _checked(fn, f"params.{name}", value, shape, why, like=w_hh)
+    return params
 
 
 def _only(fn: str, tree: dict, allowed: set, what: str) -> None:
@@ -204,11 +246,18 @@ def _only(fn: str, tree: dict, allowed: set, what: str) -> None:
         )
 
 
-def _optional_bias(fn: str, tree: dict, key: str, size: int, what: str) -> np.ndarray:
-    """``tree[key]`` of shape ``(size,)``, or zeros where the module has no bias."""
+def _optional_bias(fn: str, tree: dict, key: str, like: np.ndarray, size: int, what: str):
+    """``tree[key]`` of shape ``(size,)`` and the dtype of ``like`` (the weights), or
+    zeros of that dtype where the module has no bias."""
     if key not in tree:
-        return np.zeros(size)
-    return _array(fn, key, tree[key], (size,), what)
+        return np.zeros(size, like.dtype)
+    return _same_dtype(fn, key, _array(fn, key, tree[key], (size,), what), like)
+
+
+def _same_dtype(fn: str, key: str, a: np.ndarray, like: np.ndarray) -> np.ndarray:
+    if a.dtype != like.dtype:
+        raise InputError(f"{fn}: `{key}` must have the weights' dtype {like.dtype}; got {a.dtype}")
+    return a
 
 
 # --- recurrent: PyTorch (a cell, or one layer of nn.RNN / nn.LSTM / nn.GRU) -----------------
@@ -253,8 +302,9 @@ def _torch_recurrent(fn: str, kind: str, state: dict) -> tuple:
     why = f"{gates} gate(s) of hidden size {hidden}, the columns of `{key}`"
     _array(fn, key, w_hh, (rows, hidden), why)
     w_ih = _array(fn, f"weight_ih{suffix}", state[f"weight_ih{suffix}"], (rows, None), why)
-    b_ih = _optional_bias(fn, state, f"bias_ih{suffix}", rows, why)
-    b_hh = _optional_bias(fn, state, f"bias_hh{suffix}", rows, why)
+    _same_dtype(fn, f"weight_ih{suffix}", w_ih, w_hh)
+    b_ih = _optional_bias(fn, state, f"bias_ih{suffix}", w_hh, rows, why)
+    b_hh = _optional_bias(fn, state, f"bias_hh{suffix}", w_hh, rows, why)
     return (jnp.asarray(w_ih).T, jnp.asarray(w_hh).T, jnp.asarray(b_ih), jnp.asarray(b_hh))
 
 
@@ -299,7 +349,8 @@ def rnn_to_torch(params: RNNParams, *, cell: bool = False) -> dict:
       >>> sorted(convert.rnn_to_torch(params, cell=True))
       ['bias_hh', 'bias_ih', 'weight_hh', 'weight_ih']
     """
-    return _to_torch_recurrent(*params, jnp.zeros_like(params.b), cell)
+    params = _recurrent_params("rnn_to_torch", params, 1)
+    return _to_torch_recurrent(*params, np.zeros_like(params.b), cell)
 
 
 def lstm_from_torch(state: dict) -> LSTMParams:
@@ -330,7 +381,8 @@ def lstm_to_torch(params: LSTMParams, *, cell: bool = False) -> dict:
       >>> {k: v.shape for k, v in convert.lstm_to_torch(params).items()}
       {'weight_ih_l0': (12, 2), 'weight_hh_l0': (12, 3), 'bias_ih_l0': (12,), 'bias_hh_l0': (12,)}
     """
-    return _to_torch_recurrent(*params, jnp.zeros_like(params.b), cell)
+    params = _recurrent_params("lstm_to_torch", params, 4)
+    return _to_torch_recurrent(*params, np.zeros_like(params.b), cell)
 
 
 def gru_from_torch(state: dict) -> GRUParams:
@@ -359,17 +411,57 @@ def gru_to_torch(params: GRUParams, *, cell: bool = False) -> dict:
       >>> convert.gru_to_torch(params, cell=True)["weight_hh"].shape
       (9, 3)
     """
-    return _to_torch_recurrent(*params, cell)
+    w_ih, w_hh, b_ih, b_hh = _recurrent_params("gru_to_torch", params, 3)
+    return _to_torch_recurrent(w_ih, w_hh, b_ih, b_hh, cell)
 
 
 # --- recurrent: flax linen cells ---------------------------------------------------------
 
 
-def _flax_leaf(fn: str, params: dict, module: str, leaf: str, what: str):
+def _flax_cell(fn: str, params: dict, layout: dict[str, tuple[str, ...]], what: str) -> dict:
+    """A flax cell's params, each Dense (``layout``: its name -> its leaves) checked:
+    no key missing or unknown, input kernels ``(d_in, hidden)``, hidden kernels
+    ``(hidden, hidden)`` (``hidden`` from the first), biases ``(hidden,)``, one dtype.
+    Returns ``{module: {leaf: array}}``."""
+    params = _mapping(fn, "params", params)
+    _only(fn, params, set(layout), what)
+    for module in layout:  # the first missing one, in the layout's order
+        _get(fn, params, module, what)
+    first_h = next(m for m in layout if m.startswith("h"))
+    hidden = _array(
+        fn,
+        f"{first_h}.kernel",
+        _get(fn, _sub(fn, params, first_h, what), "kernel", what),
+        (None, None),
+        "(hidden, hidden)",
+    )
+    d_in: int | None = None
+    out: dict[str, dict[str, Any]] = {}
+    for module, leaves in layout.items():
+        sub = _sub(fn, params, module, what)
+        _only(fn, sub, set(leaves), f"{what}, inside `{module}`")
+        out[module] = {}
+        for leaf in leaves:
+            key = f"{module}.{leaf}"
+            value = _get(fn, sub, leaf, f"{what}, inside `{module}`")
+            shape: tuple[int | None, ...]
+            if leaf == "bias":
+                shape, why = (hidden.shape[1],), "(hidden,)"
+            elif module.startswith("h"):
+                shape, why = (hidden.shape[1],) * 2, "(hidden, hidden)"
+            else:
+                shape, why = (d_in, hidden.shape[1]), "(d_in, hidden), d_in alike in every gate"
+            a = _same_dtype(fn, key, _array(fn, key, value, shape, why), hidden)
+            d_in = a.shape[0] if leaf == "kernel" and module.startswith("i") else d_in
+            out[module][leaf] = jnp.asarray(a)
+    return out
+
+
+def _sub(fn: str, params: dict, module: str, what: str) -> dict:
     sub = _get(fn, params, module, what)
     if not isinstance(sub, dict):
         raise InputError(f"{fn}: `{module}` must be a dict of arrays ({what}); got {type(sub)}")
-    return jnp.asarray(_get(fn, sub, leaf, f"{what}, inside `{module}`"))
+    return sub
 
 
 def rnn_from_flax(params: dict) -> RNNParams:
@@ -383,13 +475,10 @@ def rnn_from_flax(params: dict) -> RNNParams:
       >>> convert.rnn_from_flax(flax_params).w_hh.shape
       (3, 3)
     """
-    fn, what = "rnn_from_flax", "flax linen SimpleCell params"
-    params = _mapping(fn, "params", params)
-    return RNNParams(
-        _flax_leaf(fn, params, "i", "kernel", what),
-        _flax_leaf(fn, params, "h", "kernel", what),
-        _flax_leaf(fn, params, "i", "bias", what),
+    cell = _flax_cell(
+        "rnn_from_flax", params, {"i": ("kernel", "bias"), "h": ("kernel",)}, "flax SimpleCell"
     )
+    return RNNParams(cell["i"]["kernel"], cell["h"]["kernel"], cell["i"]["bias"])
 
 
 def rnn_to_flax(params: RNNParams) -> dict:
@@ -402,6 +491,7 @@ def rnn_to_flax(params: RNNParams) -> dict:
       >>> {k: sorted(v) for k, v in convert.rnn_to_flax(params).items()}
       {'i': ['bias', 'kernel'], 'h': ['kernel']}
     """
+    params = _recurrent_params("rnn_to_flax", params, 1)
     return {"i": {"kernel": params.w_ih, "bias": params.b}, "h": {"kernel": params.w_hh}}
 
 
@@ -421,12 +511,12 @@ def lstm_from_flax(params: dict) -> LSTMParams:
       >>> convert.lstm_from_flax(flax_params).w_ih.shape
       (2, 12)
     """
-    fn, what = "lstm_from_flax", "flax linen LSTMCell params"
-    params = _mapping(fn, "params", params)
+    layout: dict[str, tuple[str, ...]] = {"i" + g: ("kernel",) for g in _LSTM_GATES}
+    layout |= {"h" + g: ("kernel", "bias") for g in _LSTM_GATES}
+    cell = _flax_cell("lstm_from_flax", params, layout, "flax linen LSTMCell params")
 
     def cat(prefix, leaf):
-        parts = [_flax_leaf(fn, params, prefix + g, leaf, what) for g in _LSTM_GATES]
-        return jnp.concatenate(parts, -1)
+        return jnp.concatenate([cell[prefix + g][leaf] for g in _LSTM_GATES], -1)
 
     return LSTMParams(cat("i", "kernel"), cat("h", "kernel"), cat("h", "bias"))
 
@@ -441,6 +531,7 @@ def lstm_to_flax(params: LSTMParams) -> dict:
       >>> sorted(convert.lstm_to_flax(params))
       ['hf', 'hg', 'hi', 'ho', 'if', 'ig', 'ii', 'io']
     """
+    params = _recurrent_params("lstm_to_flax", params, 4)
     out = {}
     for g, w_i, w_h, b in zip(
         _LSTM_GATES,
@@ -468,15 +559,16 @@ def gru_from_flax(params: dict) -> GRUParams:
       >>> convert.gru_from_flax(flax_params).b_hh.tolist()
       [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
     """
-    fn, what = "gru_from_flax", "flax linen GRUCell params"
-    params = _mapping(fn, "params", params)
+    layout: dict[str, tuple[str, ...]] = {k: ("kernel", "bias") for k in ("ir", "iz", "in")}
+    layout |= {"hr": ("kernel",), "hz": ("kernel",), "hn": ("kernel", "bias")}
+    cell = _flax_cell("gru_from_flax", params, layout, "flax linen GRUCell params")
 
     def cat(keys, leaf):
-        return jnp.concatenate([_flax_leaf(fn, params, k, leaf, what) for k in keys], -1)
+        return jnp.concatenate([cell[k][leaf] for k in keys], -1)
 
     w_ih, w_hh = cat(("ir", "iz", "in"), "kernel"), cat(("hr", "hz", "hn"), "kernel")
     b_ih = cat(("ir", "iz", "in"), "bias")
-    b_hn = _flax_leaf(fn, params, "hn", "bias", what)
+    b_hn = cell["hn"]["bias"]
     b_hh = jnp.concatenate([jnp.zeros_like(b_hn), jnp.zeros_like(b_hn), b_hn], -1)
     return GRUParams(w_ih, w_hh, b_ih, b_hh)
 
@@ -492,6 +584,7 @@ def gru_to_flax(params: GRUParams) -> dict:
       >>> convert.gru_to_flax(params)["ir"]["bias"].tolist()
       [2.0, 2.0, 2.0]
     """
+    params = _recurrent_params("gru_to_flax", params, 3)
     (w_ir, w_iz, w_in), (w_hr, w_hz, w_hn) = _split(params.w_ih, 3), _split(params.w_hh, 3)
     (b_ir, b_iz, b_in), (b_hr, b_hz, b_hn) = _split(params.b_ih, 3), _split(params.b_hh, 3)
     return {
@@ -513,6 +606,7 @@ def _features(fn: str, tree: dict, keys: tuple[str, ...], what: str) -> list:
         _array(fn, k, _get(fn, tree, k, what), (None,), "one entry per feature") for k in keys
     ]
     for k, a in zip(keys[1:], arrays[1:], strict=True):
+        _same_dtype(fn, k, a, arrays[0])
         if a.shape != arrays[0].shape:
             raise InputError(
                 f"{fn}: `{k}` must have the shape of `{keys[0]}` {arrays[0].shape}; got {a.shape}"
@@ -520,7 +614,7 @@ def _features(fn: str, tree: dict, keys: tuple[str, ...], what: str) -> list:
     return arrays
 
 
-def _scale_shift(fn: str, tree: dict, keys: tuple[str, str], size: int) -> tuple:
+def _scale_shift(fn: str, tree: dict, keys: tuple[str, str], size: int, dtype) -> tuple:
     """The affine parameters, or 1 and 0 where the layer has none."""
     present = [k in tree for k in keys]
     if any(present) and not all(present):
@@ -529,7 +623,7 @@ def _scale_shift(fn: str, tree: dict, keys: tuple[str, str], size: int) -> tuple
             f"got only `{keys[present.index(True)]}`"
         )
     if not any(present):
-        return np.ones(size), np.zeros(size)
+        return np.ones(size, dtype), np.zeros(size, dtype)
     return tuple(_features(fn, tree, keys, "the affine parameters"))
 
 
@@ -580,7 +674,7 @@ def batch_norm_from_torch(state: dict) -> tuple:
     mean, var = _features(fn, state, ("running_mean", "running_var"), "running statistics")
     if "num_batches_tracked" in state:
         _steps(fn, "num_batches_tracked", state["num_batches_tracked"])
-    scale, shift = _scale_shift(fn, state, ("weight", "bias"), mean.shape[0])
+    scale, shift = _scale_shift(fn, state, ("weight", "bias"), mean.shape[0], mean.dtype)
     return (
         jnp.asarray(scale),
         jnp.asarray(shift),
@@ -620,12 +714,13 @@ def batch_norm_to_torch(scale, shift, state: BatchNormState, *, steps: int) -> d
       >>> int(state["num_batches_tracked"]), sorted(state)
       (5, ['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight'])
     """
+    scale, shift, mean, var = _batch_norm_params("batch_norm_to_torch", scale, shift, state)
     count = _steps("batch_norm_to_torch", "steps", steps)
     return {
-        "weight": _np(scale).copy(),
-        "bias": _np(shift).copy(),
-        "running_mean": _np(state.mean).copy(),
-        "running_var": _np(state.var).copy(),
+        "weight": scale.copy(),
+        "bias": shift.copy(),
+        "running_mean": mean.copy(),
+        "running_var": var.copy(),
         "num_batches_tracked": np.asarray(count, np.int64),
     }
 
@@ -657,9 +752,11 @@ def batch_norm_from_flax(variables: dict) -> tuple:
     stats = _mapping(fn, "variables['batch_stats']", variables["batch_stats"])
     mean, var = _features(fn, stats, ("mean", "var"), "flax batch_stats")
     params = _mapping(fn, "variables['params']", variables.get("params", {}))
+    _only(fn, variables, {"params", "batch_stats"}, "flax BatchNorm variables")
+    _only(fn, stats, {"mean", "var"}, "flax BatchNorm batch_stats")
     _only(fn, params, {"scale", "bias"}, "flax BatchNorm params")
-    scale = _optional_bias(fn, params, "scale", mean.shape[0], "one entry per feature")
-    shift = _optional_bias(fn, params, "bias", mean.shape[0], "one entry per feature")
+    scale = _optional_bias(fn, params, "scale", mean, mean.shape[0], "one entry per feature")
+    shift = _optional_bias(fn, params, "bias", mean, mean.shape[0], "one entry per feature")
     if "scale" not in params:
         scale = np.ones_like(scale)  # use_scale=False
     return (
@@ -678,7 +775,17 @@ def batch_norm_to_flax(scale, shift, state: BatchNormState) -> dict:
       >>> {k: sorted(v) for k, v in variables.items()}
       {'params': ['bias', 'scale'], 'batch_stats': ['mean', 'var']}
     """
+    scale, shift, mean, var = _batch_norm_params("batch_norm_to_flax", scale, shift, state)
     return {
         "params": {"scale": scale, "bias": shift},
-        "batch_stats": {"mean": state.mean, "var": state.var},
+        "batch_stats": {"mean": mean, "var": var},
     }
+
+
+def _batch_norm_params(fn: str, scale, shift, state: BatchNormState) -> list:
+    """``scale``, ``shift`` and the running statistics as NumPy arrays, checked: each
+    floating ``(features,)``, one size and one dtype."""
+    arrays = {"scale": scale, "shift": shift, "state.mean": state.mean, "state.var": state.var}
+    size = (jnp.shape(scale)[0] if jnp.ndim(scale) == 1 else None,)
+    what = "one entry per feature, as many as `scale`"
+    return [_checked(fn, k, v, size, what, like=scale) for k, v in arrays.items()]

@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from dlref import _checks
 from dlref._checks import InputError
 
 __all__ = [
@@ -67,6 +68,29 @@ def _default_rtol(kind: str, args: Sequence[Any]) -> float:
         (table.get(d, table[jnp.dtype(jnp.float32)]) for d in dtypes),
         default=table[jnp.dtype(jnp.float64)],
     )
+
+
+def _argnums(fn: str, argnums: Any, count: int) -> tuple[int, ...]:
+    """``argnums`` (an int or a sequence of ints) as a tuple, each in [0, count)."""
+    nums = (argnums,) if isinstance(argnums, int) else argnums
+    ok = isinstance(nums, (tuple, list)) and all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count for i in nums
+    )
+    if not ok:
+        raise InputError(
+            f"{fn}: `argnums` must be an int or a sequence of ints in [0, {count}) (the "
+            f"positions of the {count} arguments given); got {argnums!r}"
+        )
+    return tuple(nums)
+
+
+def _positive(fn: str, name: str, value: Any) -> None:
+    """None (the default), or a finite real number > 0."""
+    if value is None:
+        return
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not 0 < float(value) < np.inf:
+        raise InputError(f"{fn}: `{name}` must be None or a finite number > 0; got {value!r}")
 
 
 def restrict(fn: Callable[..., Any], args: Sequence[Any], argnums: Sequence[int]):
@@ -114,8 +138,9 @@ def compare(actual: PyTree, expected: PyTree) -> Comparison:
         raise InputError(f"compare: structures differ: {a_def} vs {e_def}")
     max_abs, max_rel = 0.0, 0.0
     for a, e in zip(a_leaves, e_leaves, strict=True):
-        a = np.asarray(a, dtype=np.float64)
-        e = np.asarray(e, dtype=np.float64)
+        # complex leaves compare as complex (an imaginary part is never dropped)
+        wide = np.complex128 if np.iscomplexobj(a) or np.iscomplexobj(e) else np.float64
+        a, e = np.asarray(a, dtype=wide), np.asarray(e, dtype=wide)
         if a.shape != e.shape:
             raise InputError(f"compare: shapes differ: {a.shape} vs {e.shape}")
         if np.any(np.isnan(a) | np.isnan(e)) or np.any(np.isinf(a) != np.isinf(e)):
@@ -149,22 +174,31 @@ def numerical_grad(
       f: a function returning a scalar.
       *args: its arguments; those at ``argnums`` are pytrees of floating arrays.
       argnums: which arguments to differentiate, like ``jax.grad``.
-      step: relative step size.
+      step: relative step size, a finite number > 0 (None: the default above).
 
     Returns:
       The gradient, shaped like ``jax.grad(f, argnums)(*args)``.
     """
     single = isinstance(argnums, int)
-    nums: tuple[int, ...] = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    nums = _argnums("numerical_grad", argnums, len(args))
+    _positive("numerical_grad", "step", step)
     flat, unravel = ravel_pytree([args[i] for i in nums])
     if not jnp.issubdtype(flat.dtype, jnp.floating):
         raise InputError(f"numerical_grad: arguments {nums} must be floating; got {flat.dtype}")
-    h = (step or float(jnp.finfo(flat.dtype).eps) ** (1 / 3)) * jnp.maximum(1, jnp.abs(flat))
-
+    if step is None:
+        step = float(jnp.finfo(flat.dtype).eps) ** (1 / 3)
+    h = step * jnp.maximum(1, jnp.abs(flat))
     g = restrict(f, args, nums)
 
     def at(x):
         return g(*unravel(x))
+
+    out = jax.eval_shape(at, flat)
+    if not (hasattr(out, "shape") and out.shape == ()):
+        raise InputError(
+            f"numerical_grad: `f` must return a scalar (as for jax.grad); got "
+            f"{getattr(out, 'shape', type(out).__name__)}"
+        )
 
     def partial_derivative(i):
         up, down = flat.at[i].add(h[i]), flat.at[i].add(-h[i])
@@ -193,8 +227,9 @@ def check_grad(
       >>> gradcheck.check_grad(lambda x: activations.tanh(x).sum(), x).within(1e-3)
       True
     """
+    _positive("check_grad", "rtol", rtol)
     if rtol is None:
-        nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+        nums = _argnums("check_grad", argnums, len(args))
         rtol = _default_rtol("grad", [args[i] for i in nums])
     result = compare(jax.grad(f, argnums)(*args), numerical_grad(f, *args, argnums=argnums))
     if not result.within(rtol):
@@ -203,8 +238,15 @@ def check_grad(
 
 
 def random_like(key: jax.Array, tree: PyTree) -> PyTree:
-    """Standard-normal arrays shaped and typed like the leaves of ``tree``."""
+    """Standard-normal arrays shaped and typed like the (floating) leaves of ``tree``."""
+    _checks.prng_key("random_like", "key", key)
     leaves, treedef = jax.tree_util.tree_flatten(tree)
+    for leaf in leaves:
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            raise InputError(
+                f"random_like: every leaf of `tree` must be floating; got dtype "
+                f"{jnp.result_type(leaf)}"
+            )
     keys = jax.random.split(key, max(len(leaves), 1))
     return jax.tree_util.tree_unflatten(
         treedef,
@@ -247,7 +289,9 @@ def check_vjp(
       >>> result.max_rel < 1e-5  # float32: a few ulps apart
       True
     """
-    nums = tuple(range(len(args))) if argnums is None else tuple(argnums)
+    _checks.prng_key("check_vjp", "key", key)
+    _positive("check_vjp", "rtol", rtol)
+    nums = tuple(range(len(args))) if argnums is None else _argnums("check_vjp", argnums, len(args))
     diff = [args[i] for i in nums]
     if rtol is None:
         rtol = _default_rtol("vjp", diff)

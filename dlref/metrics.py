@@ -97,7 +97,15 @@ class _Labels(NamedTuple):
 # --- checks ----------------------------------------------------------------------
 
 
+def _concrete_item(value: Any) -> Any:
+    """A concrete 0-d JAX array as its Python scalar (as a NumPy scalar is taken)."""
+    if isinstance(value, jax.Array) and _checks.is_concrete(value) and value.ndim == 0:
+        return value.item()
+    return value
+
+
 def _check_num_classes(fn: str, num_classes: Any) -> None:
+    num_classes = _concrete_item(num_classes)
     if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
         raise InputError(
             f"{fn}: `num_classes` must be a Python int, static under jit; got {num_classes!r}"
@@ -128,6 +136,7 @@ def _check_average(fn: str, average: Any, num_classes: int, pos_label: Any) -> N
 
 
 def _check_zero_division(fn: str, zero_division: Any) -> None:
+    zero_division = _concrete_item(zero_division)
     ok = (
         isinstance(zero_division, (int, float, np.integer, np.floating))
         and not isinstance(zero_division, bool)
@@ -167,7 +176,9 @@ def _check_threshold(fn: str, threshold: Any) -> None:
 
 
 def _check_sample_weight(fn: str, sample_weight: jax.Array) -> None:
-    """Real weights: a complex weight's imaginary part would be dropped."""
+    """Real weights: a complex weight's imaginary part would be dropped; finite when
+    concrete (a NaN weight would make its classes' scores NaN, which the macro and
+    weighted means leave out as scikit-learn does)."""
     dtype = sample_weight.dtype
     if not (
         jnp.issubdtype(dtype, jnp.floating)
@@ -178,6 +189,13 @@ def _check_sample_weight(fn: str, sample_weight: jax.Array) -> None:
             f"{fn}: `sample_weight` must be real (integer or floating); got "
             f"{_checks._describe(sample_weight)}"
         )
+    if _checks.is_concrete(sample_weight) and sample_weight.size:
+        values = np.asarray(sample_weight, np.float64)
+        if not np.isfinite(values).all():
+            raise InputError(
+                f"{fn}: `sample_weight` must be finite; got "
+                f"{int((~np.isfinite(values)).sum())} NaN or infinite of {values.size}"
+            )
 
 
 def _infer_num_classes(fn: str, y_true: jax.Array, y_pred: jax.Array) -> int:
@@ -213,11 +231,18 @@ def _check_probabilities(fn: str, y_pred: jax.Array, num_classes: int, threshold
         )
     _check_threshold(fn, threshold)
     if _checks.is_concrete(y_pred):
-        nan = np.isnan(np.asarray(y_pred))  # numpy: inside jit, jnp would trace a constant
+        values = np.asarray(y_pred)  # numpy: inside jit, jnp would trace a constant
+        nan = np.isnan(values)
         if nan.any():
             raise InputError(
                 f"{fn}: `y_pred` must hold probabilities of class 1, not NaN; got "
                 f"{int(nan.sum())} NaN of {y_pred.size}"
+            )
+        if values.size and (values.min() < 0 or values.max() > 1):
+            raise InputError(
+                f"{fn}: a floating `y_pred` must hold probabilities of class 1, in [0, 1] "
+                f"(logits? apply a sigmoid, or threshold them yourself); got values in "
+                f"[{values.min()}, {values.max()}]"
             )
 
 
@@ -235,7 +260,7 @@ def _labels(fn, y_true, y_pred, num_classes, sample_weight, threshold, *, infer=
     if infer and num_classes is None:
         num_classes = 2 if probabilities else _infer_num_classes(fn, y_true, y_pred)
     _check_num_classes(fn, num_classes)
-    num_classes = int(num_classes)
+    num_classes = int(_concrete_item(num_classes))
     _check_label_dtype(fn, "y_true", y_true, num_classes)
     _checks.labels_in_range(fn, "y_true", y_true, num_classes)
     if probabilities:

@@ -46,7 +46,12 @@ def init_mlp(key: jax.Array, sizes: Sequence[int], dtype=jnp.float32) -> list[tu
       >>> [(w.shape, b.shape) for w, b in params]
       [((3, 8), (8,)), ((8, 2), (2,))]
     """
-    sizes = list(sizes)
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) < 2:
+        raise InputError(
+            f"init_mlp: `sizes` must be a sequence of at least two layer sizes (d_in, ..., "
+            f"d_out); got {sizes!r}"
+        )
+    sizes = _checks.sizes("init_mlp", **{f"sizes[{i}]": s for i, s in enumerate(sizes)})
     keys = jax.random.split(key, len(sizes) - 1)
     return [init_dense(k, a, b, dtype) for k, a, b in zip(keys, sizes[:-1], sizes[1:], strict=True)]
 
@@ -56,8 +61,17 @@ def _check_mlp(fn: str, params, x, activation: str) -> None:
         raise InputError(
             f"{fn}: `activation` must be one of {sorted(_ACTIVATIONS)}; got {activation!r}"
         )
-    if not params:
-        raise InputError(f"{fn}: `params` must hold at least one (w, b) layer")
+    if not isinstance(params, (list, tuple)) or not params:
+        raise InputError(
+            f"{fn}: `params` must be a non-empty list of (w, b) layers; got "
+            f"{type(params).__name__}{'' if params else ' (empty)'}"
+        )
+    for i, layer in enumerate(params):
+        if not isinstance(layer, (list, tuple)) or len(layer) != 2:
+            raise InputError(
+                f"{fn}: `params[{i}]` must be a pair (w, b); got a {type(layer).__name__} "
+                f"of {len(layer) if hasattr(layer, '__len__') else 'no'} entries"
+            )
     _checks.floating(fn, x=x)
     _checks.rank(fn, "x", x, 2)
     width = x.shape[-1]

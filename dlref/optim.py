@@ -88,8 +88,8 @@ def gradient_descent(params: PyTree, grads: PyTree, learning_rate: float | jax.A
       >>> optim.gradient_descent(params, grads, 0.5)
       {'w': Array([0.75, 2.5 ], dtype=float32)}
     """
-    _check_trees("gradient_descent", grads, params)
-    _check_learning_rate("gradient_descent", learning_rate)
+    grads = _check_trees("gradient_descent", grads, params)
+    learning_rate = _check_learning_rate("gradient_descent", learning_rate)
     return _descend(params, grads, learning_rate)
 
 
@@ -102,11 +102,14 @@ def _descend(params: PyTree, directions: PyTree, learning_rate) -> PyTree:
     )
 
 
-def _check_trees(fn: str, grads: PyTree, params: PyTree) -> None:
+def _check_trees(fn: str, grads: PyTree, params: PyTree, what: str = "grads") -> PyTree:
+    """``grads`` (or a state's tree, ``what``) has the structure and shapes of
+    ``params``, whose leaves are real floating; returned cast to the leaves' dtypes
+    (a float64 or integer gradient never widens float32 parameters or their state)."""
     p_def, g_def = jax.tree.structure(params), jax.tree.structure(grads)
     if p_def != g_def:  # type: ignore[operator]  # jaxlib's PyTreeDef has no stub
         raise InputError(
-            f"{fn}: `grads` must have the structure of `params`; got {g_def} vs {p_def}"
+            f"{fn}: `{what}` must have the structure of `params`; got {g_def} vs {p_def}"
         )
     for w, dw in zip(jax.tree.leaves(params), jax.tree.leaves(grads), strict=True):
         if not jnp.issubdtype(jnp.result_type(w), jnp.floating):
@@ -114,51 +117,87 @@ def _check_trees(fn: str, grads: PyTree, params: PyTree) -> None:
                 f"{fn}: every `params` leaf must be floating (an integer weight "
                 f"would round the step away); got dtype {jnp.result_type(w)}"
             )
+        if jnp.issubdtype(jnp.result_type(dw), jnp.complexfloating):
+            raise InputError(
+                f"{fn}: every `{what}` leaf must be real (an imaginary part would be "
+                f"dropped); got dtype {jnp.result_type(dw)}"
+            )
         if jnp.shape(w) != jnp.shape(dw):
             raise InputError(
-                f"{fn}: each `grads` leaf must have its `params` leaf's shape; "
+                f"{fn}: each `{what}` leaf must have its `params` leaf's shape; "
                 f"got {jnp.shape(dw)} for {jnp.shape(w)}"
             )
+    return jax.tree.map(lambda dw, w: jnp.asarray(dw).astype(jnp.result_type(w)), grads, params)
 
 
-def _check_learning_rate(fn: str, learning_rate) -> None:
-    """A scalar (a shaped one would change a leaf's shape); finite and >= 0 when concrete."""
-    if jnp.ndim(learning_rate) != 0:
+def _check_state(fn: str, state: Any, params: PyTree) -> Any:
+    """Each per-leaf tree of ``state`` (its fields but ``step``) matches ``params``."""
+    trees = {
+        k: _check_trees(fn, v, params, f"state.{k}")
+        for k, v in state._asdict().items()
+        if k != "step"
+    }
+    return state._replace(**trees)
+
+
+def _real_scalar(fn: str, name: str, value) -> Any:
+    """A real scalar: a Python number, or a 0-d real array (a concrete one becomes its
+    Python float, weakly typed, so a NumPy float64 never widens float32 parameters)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating, np.ndarray, jax.Array))
+    if not ok or isinstance(value, (bool, np.bool_)):
         raise InputError(
-            f"{fn}: `learning_rate` must be a scalar; got shape {jnp.shape(learning_rate)}"
+            f"{fn}: `{name}` must be a real number (a Python number or a 0-d array); got {value!r}"
         )
+    if jnp.ndim(value) != 0:
+        raise InputError(f"{fn}: `{name}` must be a scalar; got shape {jnp.shape(value)}")
+    dtype = jnp.result_type(value)
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise InputError(f"{fn}: `{name}` must be a real number; got dtype {dtype}")
+    return float(np.asarray(value)) if _checks.is_concrete(value) else value
+
+
+def _check_learning_rate(fn: str, learning_rate):
+    """A scalar (a shaped one would change a leaf's shape); finite and >= 0 when
+    concrete. Returned as :func:`_real_scalar` leaves it."""
+    learning_rate = _real_scalar(fn, "learning_rate", learning_rate)
     if _checks.is_concrete(learning_rate):
-        if not np.isfinite(np.asarray(learning_rate)):
+        if not np.isfinite(learning_rate):
             raise InputError(f"{fn}: `learning_rate` must be finite; got {learning_rate}")
-        if np.asarray(learning_rate) < 0:
+        if learning_rate < 0:
             raise InputError(
                 f"{fn}: `learning_rate` must be >= 0 (a negative one climbs the loss); "
                 f"got {learning_rate}"
             )
+    return learning_rate
 
 
-def _check(fn: str, learning_rate, betas=None, nonnegative=None) -> None:
+def _check(fn: str, learning_rate, betas=None, nonnegative=None, flags=None) -> list[Any]:
     """A learning rate or a schedule (``None``: none to check); betas in [0, 1); other
-    constants finite and >= 0."""
+    constants finite and >= 0; flags True or False. Returns the betas then the other
+    constants, each as :func:`_real_scalar` leaves it."""
     betas, nonnegative = betas or {}, nonnegative or {}
     if learning_rate is not None and not callable(learning_rate):
         _check_learning_rate(fn, learning_rate)
+    for name, flag in (flags or {}).items():
+        if not isinstance(flag, (bool, np.bool_)):
+            raise InputError(f"{fn}: `{name}` must be True or False; got {flag!r}")
+    values = []
     for name, value in {**betas, **nonnegative}.items():
-        if jnp.ndim(value) != 0:
-            raise InputError(f"{fn}: `{name}` must be a scalar; got shape {jnp.shape(value)}")
+        value = _real_scalar(fn, name, value)
+        values.append(value)
         if not _checks.is_concrete(value):
             continue
-        if name in betas and not 0 <= float(value) < 1:  # NaN fails too
+        if name in betas and not 0 <= value < 1:  # NaN fails too
             raise InputError(f"{fn}: `{name}` must lie in [0, 1); got {value}")
-        if name in nonnegative and not 0 <= float(value) < np.inf:
+        if name in nonnegative and not 0 <= value < np.inf:
             raise InputError(f"{fn}: `{name}` must be finite and >= 0; got {value}")
+    return values
 
 
 def _rate(fn: str, learning_rate: LearningRate, step: jax.Array):
     """This step's learning rate: a schedule is called with the steps taken."""
     rate = learning_rate(step) if callable(learning_rate) else learning_rate
-    _check_learning_rate(fn, rate)
-    return rate
+    return _check_learning_rate(fn, rate)
 
 
 def _increment(step: jax.Array) -> jax.Array:
@@ -172,8 +211,8 @@ _Rule = Callable[[PyTree, Any, PyTree], tuple[PyTree, Any]]
 
 def _update(fn: str, rule: _Rule, grads, state, params, learning_rate) -> tuple[PyTree, Any]:
     """The pure form: the parameters after the step."""
-    _check_trees(fn, grads, params)
-    directions, new_state = rule(grads, state, params)
+    grads = _check_trees(fn, grads, params)
+    directions, new_state = rule(grads, _check_state(fn, state, params), params)
     return _descend(params, directions, _rate(fn, learning_rate, state.step)), new_state
 
 
@@ -184,7 +223,7 @@ def _transformation(
 
     def update(grads, state, params=None):
         if params is not None:
-            _check_trees(fn, grads, params)
+            grads, state = _check_trees(fn, grads, params), _check_state(fn, state, params)
         elif needs_params:
             raise InputError(f"{fn}: `update` needs `params` (for the weight decay); got None")
         directions, new_state = rule(grads, state, params)
@@ -218,14 +257,15 @@ def sgd(learning_rate: float) -> optax.GradientTransformation:
       >>> optax.apply_updates(params, updates)  # as gradient_descent(params, grads, 0.5)
       {'w': Array([0.75, 2.5 ], dtype=float32)}
     """
-    _check_learning_rate("sgd", learning_rate)
+    learning_rate = _check_learning_rate("sgd", learning_rate)
 
     def init(params):
         del params
         return SGDState()
 
     def update(grads, state, params=None):
-        del params
+        if params is not None:
+            grads = _check_trees("sgd", grads, params)
         return jax.tree.map(lambda g: -jnp.asarray(learning_rate, g.dtype) * g, grads), state
 
     return optax.GradientTransformation(init, update)
@@ -291,7 +331,7 @@ def momentum_update(
       Bengio, Boulanger-Lewandowski and Pascanu, Advances in optimizing recurrent
       networks, ICASSP 2013.
     """
-    _check("momentum_update", learning_rate, {"beta": beta})
+    (beta,) = _check("momentum_update", learning_rate, {"beta": beta}, flags={"nesterov": nesterov})
     rule = _momentum_rule(beta, nesterov)
     return _update("momentum_update", rule, grads, state, params, learning_rate)
 
@@ -310,7 +350,7 @@ def momentum(
 ) -> optax.GradientTransformation:
     """:func:`momentum_update` as an optax ``GradientTransformation``, equal to
     ``optax.sgd(learning_rate, momentum=beta, nesterov=nesterov)``."""
-    _check("momentum", learning_rate, {"beta": beta})
+    (beta,) = _check("momentum", learning_rate, {"beta": beta}, flags={"nesterov": nesterov})
     return _transformation("momentum", momentum_init, _momentum_rule(beta, nesterov), learning_rate)
 
 
@@ -324,7 +364,7 @@ class RMSPropState(NamedTuple):
 def rmsprop_init(params: PyTree, *, initial_scale: float = 0.0) -> RMSPropState:
     """The state before the first step: ``nu = initial_scale`` (0 as in optax and
     PyTorch; TensorFlow 1 used 1)."""
-    _check("rmsprop_init", None, nonnegative={"initial_scale": initial_scale})
+    (initial_scale,) = _check("rmsprop_init", None, nonnegative={"initial_scale": initial_scale})
     nu = jax.tree.map(lambda w: jnp.full_like(w, initial_scale), params)
     return RMSPropState(jnp.zeros([], jnp.int32), nu)
 
@@ -372,7 +412,13 @@ def rmsprop_update(
     References:
       Tieleman and Hinton, Neural Networks for Machine Learning, lecture 6.5, 2012.
     """
-    _check("rmsprop_update", learning_rate, {"decay": decay}, {"eps": eps})
+    decay, eps = _check(
+        "rmsprop_update",
+        learning_rate,
+        {"decay": decay},
+        {"eps": eps},
+        {"eps_in_sqrt": eps_in_sqrt},
+    )
     rule = _rmsprop_rule(decay, eps, eps_in_sqrt)
     return _update("rmsprop_update", rule, grads, state, params, learning_rate)
 
@@ -400,7 +446,13 @@ def rmsprop(
 ) -> optax.GradientTransformation:
     """:func:`rmsprop_init` and :func:`rmsprop_update` as an optax
     ``GradientTransformation``, equal to ``optax.rmsprop`` with the same arguments."""
-    _check("rmsprop", learning_rate, {"decay": decay}, {"eps": eps, "initial_scale": initial_scale})
+    decay, eps, initial_scale = _check(
+        "rmsprop",
+        learning_rate,
+        {"decay": decay},
+        {"eps": eps, "initial_scale": initial_scale},
+        {"eps_in_sqrt": eps_in_sqrt},
+    )
     init = lambda params: rmsprop_init(params, initial_scale=initial_scale)
     return _transformation("rmsprop", init, _rmsprop_rule(decay, eps, eps_in_sqrt), learning_rate)
 
@@ -469,7 +521,9 @@ def adam_update(
     References:
       Kingma and Ba, Adam: A Method for Stochastic Optimization, ICLR 2015.
     """
-    _check("adam_update", learning_rate, {"b1": b1, "b2": b2}, {"eps": eps, "eps_root": eps_root})
+    b1, b2, eps, eps_root = _check(
+        "adam_update", learning_rate, {"b1": b1, "b2": b2}, {"eps": eps, "eps_root": eps_root}
+    )
     rule = _adam_rule("adam_update", b1, b2, eps, eps_root)
     return _update("adam_update", rule, grads, state, params, learning_rate)
 
@@ -523,7 +577,9 @@ def adam(
 ) -> optax.GradientTransformation:
     """:func:`adam_update` as an optax ``GradientTransformation``, equal to
     ``optax.adam`` with the same arguments."""
-    _check("adam", learning_rate, {"b1": b1, "b2": b2}, {"eps": eps, "eps_root": eps_root})
+    b1, b2, eps, eps_root = _check(
+        "adam", learning_rate, {"b1": b1, "b2": b2}, {"eps": eps, "eps_root": eps_root}
+    )
     return _transformation(
         "adam", adam_init, _adam_rule("adam", b1, b2, eps, eps_root), learning_rate
     )
@@ -579,7 +635,9 @@ def adamw_update(
       Loshchilov and Hutter, Decoupled Weight Decay Regularization, ICLR 2019.
     """
     fn = "adamw_update"
-    _check(fn, learning_rate, {"b1": b1, "b2": b2}, _adamw_nonnegative(eps, eps_root, weight_decay))
+    b1, b2, eps, eps_root, weight_decay = _check(
+        fn, learning_rate, {"b1": b1, "b2": b2}, _adamw_nonnegative(eps, eps_root, weight_decay)
+    )
     rule = _adam_rule(fn, b1, b2, eps, eps_root, weight_decay, mask)
     return _update(fn, rule, grads, state, params, learning_rate)
 
@@ -600,7 +658,7 @@ def adamw(
 ) -> optax.GradientTransformation:
     """:func:`adamw_update` as an optax ``GradientTransformation``, equal to
     ``optax.adamw`` with the same arguments; its ``update`` needs ``params``."""
-    _check(
+    b1, b2, eps, eps_root, weight_decay = _check(
         "adamw",
         learning_rate,
         {"b1": b1, "b2": b2},

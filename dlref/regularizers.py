@@ -133,7 +133,9 @@ def l1_prox(params: PyTree, *, threshold: float | jax.Array) -> PyTree:
     ``l1_prox(w - lr * grad(loss), threshold=lr * lam)``.
 
     Derivative: ``dw = dy`` where ``|w| > threshold`` (where the output is not
-    0), else 0 (0 at exactly the threshold).
+    0), else 0 (0 at exactly the threshold); ``dthreshold = -sum(sign(w) * dy)``
+    over the same entries of every leaf (a threshold given as an array can be
+    differentiated, for a learned or meta-learned penalty).
 
     Args:
       params: a pytree of floating arrays.
@@ -184,7 +186,15 @@ def _l1_prox_bwd(res, dy, *, threshold):
     def grad(w, d):
         return jnp.where(_soft_threshold(w, threshold) != 0, d, 0)
 
-    return (jax.tree.map(grad, params, dy),)
+    dparams = jax.tree.map(grad, params, dy)
+    # d prox / d threshold = -sign(w) where the output is not 0; 0 where a negative
+    # threshold (under jit) is clipped to 0.
+    dt = sum(
+        jnp.sum(-jnp.sign(w) * d)
+        for w, d in zip(jax.tree.leaves(params), jax.tree.leaves(dparams), strict=True)
+    )
+    dt = jnp.where(jnp.asarray(threshold) >= 0, dt, 0).astype(jnp.result_type(threshold))
+    return dparams, {"threshold": dt}
 
 
 l1_prox.defvjp(_l1_prox_fwd, _l1_prox_bwd)

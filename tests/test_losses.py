@@ -11,8 +11,8 @@ from helpers import VARIANTS
 from hypothesis import given
 from hypothesis.extra.numpy import arrays
 
+from dlref import InputError, losses
 from dlref import activations as act
-from dlref import losses
 
 f64 = jnp.float64
 
@@ -254,3 +254,28 @@ def test_losses_never_reduce_the_batch(key):
             assert fn(x, x).shape == shape[:-1]
         assert losses.softmax_cross_entropy_with_integer_labels(x, labels).shape == shape[:-1]
         assert losses.multiclass_hinge(x, labels).shape == shape[:-1]
+
+
+@pytest.mark.parametrize(
+    "fn, bad",
+    [
+        (losses.binary_cross_entropy_with_logits, "targets"),
+        (losses.softmax_cross_entropy, "targets"),
+        (losses.soft_f1, "targets"),
+        (losses.soft_f1, "probs"),
+    ],
+)
+def test_out_of_range_targets_under_jit_give_nan_loss_and_gradient(fn, bad):
+    """Under jit, where [0, 1] cannot be checked, the example with a value outside it
+    gets a NaN loss and NaN gradients (hand-written); the other examples are untouched."""
+    x = jnp.full((2, 3), 0.25, jnp.float64)
+    t = jnp.full((2, 3), 0.5, jnp.float64)
+    args = {"probs" if fn is losses.soft_f1 else "logits": x, "targets": t}
+    args[bad] = args[bad].at[0, 1].set(1.5)
+    loss = jax.jit(lambda a, b: fn(a, b))(*args.values())
+    grads = jax.jit(jax.grad(lambda a, b: fn(a, b).sum(), argnums=(0, 1)))(*args.values())
+    assert np.isnan(loss[0]) and np.isfinite(loss[1])
+    for g in grads:
+        assert np.isnan(g[0]).any() and np.isfinite(g[1]).all()
+    with pytest.raises(InputError, match=f"`{bad}` must lie in \\[0, 1\\]"):
+        fn(*args.values())  # eagerly: the clear error

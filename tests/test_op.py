@@ -126,3 +126,53 @@ def test_gradcheck_defaults_follow_the_dtype():
     gradcheck.check_vjp(activations.softplus, jax.nn.softplus, x, key=jax.random.key(1))
     assert gradcheck.DEFAULT_RTOL["grad"][jnp.dtype(jnp.float64)] == 1e-6
     np.testing.assert_equal(gradcheck.DEFAULT_RTOL["vjp"][jnp.dtype(jnp.float64)], 1e-10)
+
+
+def test_array_hyperparameter_cotangent_given_or_nan():
+    """A floating array hyperparameter gets the cotangent bwd gives in its trailing
+    dict; one bwd does not give is NaN, never a silent 0."""
+
+    def make(with_cotangent):
+        @dlref.op(arrays=("scale",))
+        def scaled(x, *, scale: float | jax.Array):
+            return scale * x
+
+        def bwd(res, dy, *, scale):
+            (x,) = res
+            return (scale * dy, {"scale": jnp.sum(x * dy)}) if with_cotangent else (scale * dy,)
+
+        scaled.defvjp(lambda x, *, scale: (scale * x, (x,)), bwd)
+        return scaled
+
+    x = jnp.arange(3.0, dtype=jnp.float64)
+    for with_cotangent in (True, False):
+        scaled = make(with_cotangent)
+        loss = lambda s, x, f=scaled: jnp.sum(f(x, scale=s) ** 2)
+        ds, dx = jax.grad(loss, argnums=(0, 1))(jnp.float64(2.0), x)
+        assert_close(dx, jax.grad(loss, argnums=1)(jnp.float64(2.0), x), 0)  # x's, either way
+        assert_close(dx, 8.0 * x, 0)
+        if with_cotangent:
+            assert_close(ds, 2 * 2.0 * jnp.sum(x * x), 0)
+        else:
+            assert np.isnan(ds)
+
+
+def test_hyperparameter_kinds_follow_the_annotation():
+    """``float | None`` takes a real number or None; a flag takes True or False; an
+    unannotated hyperparameter takes its default's kind."""
+
+    @dlref.op
+    def f(x, *, scale: float | None = None, flag: bool = False, count=1):
+        return x
+
+    f.defvjp(lambda x, **kw: (x, ()), lambda res, dy: (dy,))
+    x = jnp.ones(2)
+    for ok in ({"scale": 2}, {"scale": np.float32(0.5)}, {"scale": None}, {"flag": np.bool_(True)}):
+        f(x, **ok)
+    for bad, said in (
+        ({"scale": "0.5"}, "`scale` must be a real number or None; got '0.5'"),
+        ({"flag": "no"}, "`flag` must be True or False; got 'no'"),
+        ({"count": 2.5}, "`count` must be an integer; got 2.5"),
+    ):
+        with pytest.raises(InputError, match=f"^f: {said}"):
+            f(x, **bad)

@@ -72,3 +72,24 @@ def test_mixed_dtype_leaves_sum_in_the_widest():
     assert reg.l1(params).dtype == jnp.float32
     grads = jax.grad(reg.l2)(params)
     assert grads["a"].dtype == jnp.bfloat16 and grads["b"].dtype == jnp.float32
+
+
+def test_l1_prox_threshold_gradient_equals_autodiff():
+    """A threshold given as an array is differentiable: d/dt = -sum(sign(w) dy) over
+    the entries not set to 0 (0 for a negative threshold, clipped to 0 under jit)."""
+    key = jax.random.key(3)
+    w = {"a": jax.random.normal(key, (5,), jnp.float64), "b": jnp.array([3.0, -0.1])}
+    dy = jax.tree.map(lambda v: jax.random.normal(jax.random.key(4), v.shape, v.dtype), w)
+
+    def loss(t, prox):
+        out = prox(w, threshold=t)
+        return sum(
+            jnp.sum(o * d) for o, d in zip(jax.tree.leaves(out), jax.tree.leaves(dy), strict=True)
+        )
+
+    for t in (0.5, -0.2):
+        hand = jax.jit(jax.grad(loss), static_argnums=1)(jnp.float64(t), reg.l1_prox)
+        plain = jax.grad(loss)(jnp.float64(max(t, 0.0)), reg.l1_prox.autodiff)
+        expected = plain if t >= 0 else 0.0
+        np.testing.assert_allclose(hand, expected, rtol=1e-12)
+    assert hand.dtype == jnp.float64

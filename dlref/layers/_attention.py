@@ -146,7 +146,9 @@ def dot_product_attention(
     ``(T_q, T_k)``: query ``i`` attends keys ``0..i``) and needs
     ``T_q <= T_k``. A row with no key to attend (fully masked) gives output 0 and
     zero gradients; jax.nn (and flax) give the mean of all of ``v`` there (they
-    mask with a large negative score, so the row's softmax is uniform). Unlike
+    mask with a large negative score, so the row's softmax is uniform). A row
+    whose visible keys all score -inf (an infinite input) is not masked: its
+    output and gradients are NaN, as the softmax's ``0 / 0``. Unlike
     jax.nn, ``q``, ``k`` and ``v`` must share their number of heads (no grouped
     queries) and be 4-D, and there is no bias.
 
@@ -205,7 +207,8 @@ def dot_product_attention(
     top = jnp.where(jnp.isneginf(top), 0, top)  # a fully masked row (NaN stays NaN)
     e = _exp_where(s, valid, top)
     total = jnp.sum(e, axis=-1, keepdims=True)
-    p = e / jnp.where(total == 0, 1, total)
+    # a fully masked row: 0; a row whose visible scores are all -inf (infinite inputs): NaN
+    p = e / jnp.where(jnp.any(valid, axis=-1, keepdims=True), total, 1)
     y = jnp.einsum("bhqk,bhkd->bhqd", p, vh)
     return jnp.transpose(y, (0, 2, 1, 3)).astype(dtype)
 
@@ -272,10 +275,12 @@ def _attention_fwd(q, k, v, *, mask=None, causal=False, scale=None, block_size=1
     blocks = _Blocks(k, v, mask, causal=causal, t_q=q.shape[1], wide=wide, block_size=block_size)
 
     def step(carry, xs):
-        top, total, acc = carry  # running maximum, sum of exp(s - top), sum of exp(s - top) v
+        # running maximum, sum of exp(s - top), sum of exp(s - top) v, any key visible
+        top, total, acc, seen = carry
         j, kj, vj, mj = xs
         s = jnp.einsum("bhqd,bhkd->bhqk", qh, kj) * scale
         valid = blocks.valid(j, mj)
+        seen = seen | jnp.any(valid, axis=-1)
         block_top = jnp.max(jnp.where(valid, s, -jnp.inf), axis=-1)
         new_top = jax.lax.stop_gradient(jnp.maximum(top, block_top))
         shift = jnp.where(jnp.isneginf(new_top), 0, new_top)  # no key seen yet: any finite shift
@@ -283,12 +288,15 @@ def _attention_fwd(q, k, v, *, mask=None, causal=False, scale=None, block_size=1
         rescale = jnp.exp(top - shift)  # 0 while top is -inf
         total = total * rescale + jnp.sum(e, axis=-1)
         acc = acc * rescale[..., None] + jnp.einsum("bhqk,bhkd->bhqd", e, vj)
-        return (new_top, total, acc), None
+        return (new_top, total, acc, seen), None
 
     rows = qh.shape[:3]
     init = (jnp.full(rows, -jnp.inf, wide), jnp.zeros(rows, wide), jnp.zeros(qh.shape, wide))
-    (top, total, acc), _ = jax.lax.scan(step, init, blocks.xs())
-    empty = total == 0  # a fully masked row: output 0, log-sum-exp 0 (any finite value)
+    (top, total, acc, seen), _ = jax.lax.scan(step, (*init, jnp.zeros(rows, bool)), blocks.xs())
+    # A fully masked row: output 0, log-sum-exp 0 (any finite value). A row with visible
+    # keys whose scores are all -inf (infinite inputs): total 0, so 0 / 0 = NaN, and a
+    # log-sum-exp of -inf, which makes its gradients NaN too.
+    empty = ~seen
     safe_total = jnp.where(empty, 1, total)
     y = jnp.transpose(acc / safe_total[..., None], (0, 2, 1, 3)).astype(dtype)
     lse = jnp.where(empty, 0, jnp.where(jnp.isneginf(top), 0, top) + jnp.log(safe_total))

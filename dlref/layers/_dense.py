@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from dlref import _checks
-from dlref._numerics import bias_row
+from dlref._numerics import bias_row, rows
 from dlref._op import op
 
 # --- dense ---------------------------------------------------------------------
@@ -26,6 +26,9 @@ def init_dense(key: jax.Array, d_in: int, d_out: int, dtype=jnp.float32):
       LeCun, Bottou, Orr and Mueller, Efficient BackProp, in Neural Networks:
       Tricks of the Trade, Springer (1998): weights of variance 1 / fan-in.
     """
+    _checks.prng_key("init_dense", "key", key)
+    d_in, d_out = _checks.sizes("init_dense", d_in=d_in, d_out=d_out)
+    _checks.float_dtype("init_dense", dtype)
     w = jax.random.normal(key, (d_in, d_out), dtype) / jnp.sqrt(jnp.asarray(d_in, dtype))
     return w, jnp.zeros((d_out,), dtype)
 
@@ -66,8 +69,7 @@ def _dense_fwd(x, w, b):
 
 def _dense_bwd(res, dy):
     x, w = res
-    rows_x = x.reshape(-1, x.shape[-1])
-    rows_dy = dy.reshape(-1, dy.shape[-1])
+    rows_x, rows_dy = rows(x), rows(dy)
     return dy @ w.T, rows_x.T @ rows_dy, jnp.sum(rows_dy, axis=0)
 
 

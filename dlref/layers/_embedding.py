@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlref import _checks
-from dlref._numerics import nan_where_not, valid_labels
+from dlref._numerics import nan_where_not, rows, valid_labels
 from dlref._op import op
 
 
@@ -103,8 +103,8 @@ def _embedding_bwd(res, dy):
     vocab, dtype = shape_of_table.shape[0], shape_of_table.dtype
     wide = _wide_dtype(dtype)
     dy = nan_where_not(valid_labels(_signed(ids), vocab)[..., None], dy.astype(wide))
-    rows = jnp.clip(ids, 0, vocab - 1).reshape(-1)
-    dtable = jnp.zeros((vocab, dy.shape[-1]), wide).at[rows].add(dy.reshape(-1, dy.shape[-1]))
+    ids_flat = jnp.clip(ids, 0, vocab - 1).reshape(-1)
+    dtable = jnp.zeros((vocab, dy.shape[-1]), wide).at[ids_flat].add(rows(dy))
     return None, dtable.astype(dtype)
 
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dlref import _checks
-from dlref._numerics import bias_row
+from dlref._numerics import bias_row, nan_where_not
 from dlref._op import op
 
 # --- batch norm ----------------------------------------------------------------
@@ -38,6 +38,8 @@ def init_batch_norm(features: int, dtype=jnp.float32):
       >>> print(scale, shift, state.mean, state.var)
       [1. 1. 1.] [0. 0. 0.] [0. 0. 0.] [1. 1. 1.]
     """
+    (features,) = _checks.sizes("init_batch_norm", features=features)
+    _checks.float_dtype("init_batch_norm", dtype)
     ones, zeros = jnp.ones((features,), dtype), jnp.zeros((features,), dtype)
     return ones, zeros, BatchNormState(zeros, ones)
 
@@ -54,22 +56,33 @@ def _wide(*trees):
 def _batch_stats(x, axis_name):
     """Biased mean and variance over every axis but the last (and across devices)."""
     axes = tuple(range(x.ndim - 1))
-    mean = jnp.mean(x, axis=axes)
-    if axis_name is not None:
-        mean = jax.lax.pmean(mean, axis_name)
+    mean = _device_mean(jnp.mean(x, axis=axes), axis_name)
     centred = x - bias_row(mean, x.ndim)
-    var = jnp.mean(centred * centred, axis=axes)
-    if axis_name is not None:
-        var = jax.lax.pmean(var, axis_name)
-    return mean, var
+    return mean, _device_mean(jnp.mean(centred * centred, axis=axes), axis_name)
+
+
+def _device_mean(a, axis_name):
+    """The mean of ``a`` over the devices of the mapped axis ``axis_name`` (if any)."""
+    if axis_name is None:
+        return a
+    try:
+        return jax.lax.pmean(a, axis_name)
+    except NameError:
+        raise _checks.InputError(
+            f"batch_norm: `axis_name` must name an axis mapped by shard_map or pmap around "
+            f"the call; got {axis_name!r}, which is not bound here (axis_name=None: no "
+            "synchronization)"
+        ) from None
 
 
 def _check_batch_norm(x, scale, shift, state, training, momentum, eps):
     fn = "batch_norm"
     _checks.in_interval(fn, "momentum", momentum, 0.0, 1.0)
     _checks.in_interval(fn, "eps", eps, 0.0, float("inf"))
-    _checks.floating(fn, x=x, scale=scale, shift=shift, mean=state.mean, var=state.var)
-    _checks.same_dtype(fn, x=x, scale=scale, shift=shift, mean=state.mean, var=state.var)
+    arrays = {"x": x, "scale": scale, "shift": shift, "state.mean": state.mean}
+    arrays["state.var"] = state.var
+    _checks.floating(fn, **arrays)
+    _checks.same_dtype(fn, **arrays)
     _checks.min_rank(fn, "x", x, 2, "(batch, ..., features)")
     features = (x.shape[-1],)
     for name, value in (("scale", scale), ("shift", shift)):
@@ -136,7 +149,9 @@ def batch_norm(
     float16 and bfloat16 inputs are normalized in float32 and the results cast
     back (as flax's ``force_float32_reductions``): in float16, eps = 1e-5 is a
     subnormal that XLA flushes to 0, and a constant feature would give
-    ``rsqrt(0) = inf``.
+    ``rsqrt(0) = inf``. A negative running variance raises when concrete; under
+    ``jit`` it gives NaN: in the new running variance in training, in ``y`` in
+    evaluation (where ``var + eps < 0``).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -162,7 +177,10 @@ def batch_norm(
         mean, var = _batch_stats(x, axis_name)
         new_state = BatchNormState(
             momentum * state.mean + (1 - momentum) * jax.lax.stop_gradient(mean),
-            momentum * state.var + (1 - momentum) * jax.lax.stop_gradient(var),
+            # a negative running variance (unchecked under jit) poisons its feature's
+            nan_where_not(
+                state.var >= 0, momentum * state.var + (1 - momentum) * jax.lax.stop_gradient(var)
+            ),
         )
     else:
         mean, var, new_state = state.mean, state.var, state

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from dlref import _checks
 from dlref._numerics import (
     exp_sum,
+    in_unit,
     log1p,
     log_normalizer,
     nan_where_not,
@@ -129,11 +130,13 @@ def binary_cross_entropy_with_logits(logits: jax.Array, targets: jax.Array) -> j
     t >= 1/2), so a soft target near 1 does not cancel either; both terms are
     >= 0; each entry is within 2 ulp (the exp in two words, then log1p, as in
     softplus; 1.89 the worst measured).
-    The exp is of a non-positive number and never overflows, and no clip
-    is needed; ``log(sigmoid(z))`` would underflow to -inf for z below about
-    -104 in float32. The gradient ``sigmoid(z) - t`` is formed as
-    ``(1 - t) - sigmoid(-z)`` for z > 0, so with t = 1 it is ``-sigmoid(-z)`` to
-    a few ulps rather than the rounding noise of ``sigmoid(z) - 1``.
+    A target outside [0, 1] raises when concrete; under ``jit`` its entry's
+    loss, and the gradients there, are NaN. The exp is of a non-positive number
+    and never overflows, and no clip is needed; ``log(sigmoid(z))`` would
+    underflow to -inf for z below about -104 in float32. The gradient
+    ``sigmoid(z) - t`` is formed as ``(1 - t) - sigmoid(-z)`` for z > 0, so with
+    t = 1 it is ``-sigmoid(-z)`` to a few ulps rather than the rounding noise of
+    ``sigmoid(z) - 1``.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -148,7 +151,7 @@ def binary_cross_entropy_with_logits(logits: jax.Array, targets: jax.Array) -> j
     z = logits
     # relu(z) - t z without cancellation: z (1 - t) for z > 0, -t z otherwise
     linear = z * jnp.where(z > 0, 1 - targets, -targets)
-    return jnp.sum(linear + softplus_tail(z), axis=-1)
+    return jnp.sum(nan_where_not(in_unit(targets), linear + softplus_tail(z)), axis=-1)
 
 
 def _bce_logits_fwd(logits, targets):
@@ -157,7 +160,7 @@ def _bce_logits_fwd(logits, targets):
 
 def _bce_logits_bwd(res, dy):
     logits, targets = res
-    dy = dy[..., None]
+    dy = nan_where_not(in_unit(targets), dy[..., None])  # a target outside [0, 1]: NaN
     e = jnp.exp(neg_abs(logits))
     low = e / (1 + e)  # sigmoid(-|z|): sigmoid(z) - t = (1 - t) - low for z > 0
     dlogits = jnp.where(logits > 0, (1 - targets) - low, low - targets)
@@ -264,7 +267,8 @@ def softmax_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
     Logits masked with ``-inf`` where the target is 0 contribute 0 (not
     ``0 * -inf = NaN``) and get gradient 0; their derivative with respect to
     the target, mathematically +inf, is set to 0. A masked true class gives
-    loss +inf.
+    loss +inf. A target outside [0, 1] raises when concrete; under ``jit`` its
+    example's loss and gradients are NaN.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -278,7 +282,12 @@ def softmax_cross_entropy(logits: jax.Array, targets: jax.Array) -> jax.Array:
     _check_pair("softmax_cross_entropy", unit=("targets",), logits=logits, targets=targets)
     top, log_sum = log_normalizer(logits, -1)
     log_p = _masked((logits - top) - log_sum, targets)
-    return -jnp.sum(targets * log_p, axis=-1)
+    return nan_where_not(_unit_rows(targets), -jnp.sum(targets * log_p, axis=-1))
+
+
+def _unit_rows(targets):
+    """True for an example whose targets all lie in [0, 1]."""
+    return jnp.all(in_unit(targets), axis=-1)
 
 
 def _softmax_cross_entropy_fwd(logits, targets):
@@ -290,7 +299,7 @@ def _softmax_cross_entropy_fwd(logits, targets):
 def _softmax_cross_entropy_bwd(res, dy):
     logits, targets, top, log_sum, exp_sum = res
     log_p = _masked((logits - top) - log_sum, targets)  # the forward's log-probabilities
-    dy = dy[..., None]
+    dy = nan_where_not(_unit_rows(targets), dy)[..., None]  # targets outside [0, 1]: NaN
     scale = dy * jnp.sum(targets, axis=-1, keepdims=True) / exp_sum  # one division per row
     return shifted_exp(logits, top) * scale - dy * targets, -dy * log_p
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from dlref._numerics import two_sum
+from dlref._numerics import in_unit, nan_where_not, two_sum
 from dlref._op import op
 from dlref._words import one, quotient, sum_words, two_prod, value_of, wide
 from dlref.losses._common import _check_pair
@@ -86,6 +86,9 @@ def soft_f1(probs: jax.Array, targets: jax.Array) -> jax.Array:
     (soft F1 <= max(p, t) tends to 0 as every entry does) and 1 - F1 with
     ``zero_division=0``; the gradient, whose limit depends on the direction,
     is set to 0. An example whose entries are all subnormal counts as all-zero.
+    A probability or target outside [0, 1] raises when concrete; under ``jit``
+    its example's loss and gradients are NaN (a probability of 3 would give a
+    loss of -0.5).
     Both soft counts are computed on the inputs divided by the example's
     largest entry rounded down to a power of two (held constant, as softmax's
     max; the division is exact), which leaves the ratio unchanged and keeps
@@ -126,7 +129,12 @@ def soft_f1(probs: jax.Array, targets: jax.Array) -> jax.Array:
     # sum of non-negative terms, where 1 - 2 TP / S cancels for a good prediction.
     misses = jnp.sum(p * (1 - targets) + t * (1 - probs), axis=-1)
     value = value_of(misses / _safe(s), _misses_over_counts(probs, targets))
-    return jnp.where(s <= 0, 1, value)
+    return nan_where_not(_in_unit_rows(probs, targets), jnp.where(s <= 0, 1, value))
+
+
+def _in_unit_rows(probs, targets):
+    """True for an example whose probabilities and targets all lie in [0, 1]."""
+    return jnp.all(in_unit(probs) & in_unit(targets), axis=-1)
 
 
 def _words_counts(probs, targets):
@@ -173,7 +181,7 @@ def _soft_f1_bwd(res, dy):
     q = value_of((tp / _safe(s))[..., None], quotient(tp_hi, tp_lo, _safe(s_hi), s_lo))
     k = jnp.where(s <= 0, 0, 2 / _safe(s))[..., None]  # 0 for an all-zero example
     k = value_of(k, jnp.where(s_hi <= 0, 0, 2 / _safe(s_hi)))
-    dy = dy[..., None]
+    dy = nan_where_not(_in_unit_rows(probs, targets), dy)[..., None]  # outside [0, 1]: NaN
     return dy * (k * (q - t)), dy * (k * (q - p))
 
 

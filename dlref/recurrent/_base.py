@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from dlref import _checks
 from dlref._checks import InputError
-from dlref._numerics import bias_row
+from dlref._numerics import bias_row, rows
 
 _sigmoid = jax.lax.logistic  # the stable primitive dlref.activations.sigmoid uses
 
@@ -70,6 +70,7 @@ def init_rnn(key: jax.Array, d_in: int, hidden: int, dtype=jnp.float32) -> RNNPa
       PyTorch, `nn.RNN <https://pytorch.org/docs/stable/generated/torch.nn.RNN.html>`_
       (the same bound for every weight and bias).
     """
+    d_in, hidden = _check_init("init_rnn", key, d_in, hidden, dtype)
     k1, k2, k3 = jax.random.split(key, 3)
     bound = hidden**-0.5
     return RNNParams(
@@ -102,6 +103,8 @@ def init_lstm(
       network architectures <https://proceedings.mlr.press/v37/jozefowicz15.html>`_,
       ICML 2015 (a forget bias of 1).
     """
+    d_in, hidden = _check_init("init_lstm", key, d_in, hidden, dtype)
+    _checks.real_number("init_lstm", "forget_bias", forget_bias)
     k1, k2 = jax.random.split(key)
     bound = hidden**-0.5
     b = jnp.zeros((4, hidden), dtype).at[1].set(forget_bias).reshape(-1)
@@ -125,6 +128,7 @@ def init_gru(key: jax.Array, d_in: int, hidden: int, dtype=jnp.float32) -> GRUPa
       PyTorch, `nn.GRU <https://pytorch.org/docs/stable/generated/torch.nn.GRU.html>`_
       (the same bound for every weight and bias).
     """
+    d_in, hidden = _check_init("init_gru", key, d_in, hidden, dtype)
     k1, k2, k3, k4 = jax.random.split(key, 4)
     bound = hidden**-0.5
     return GRUParams(
@@ -146,8 +150,19 @@ def zeros_state(batch: int, hidden: int, dtype=jnp.float32, *, lstm: bool = Fals
     References:
       flax, ``nn.LSTMCell.initialize_carry`` (zeros too, but ordered ``(c, h)``).
     """
+    batch, hidden = _checks.sizes("zeros_state", batch=batch, hidden=hidden)
+    _checks.float_dtype("zeros_state", dtype)
     h = jnp.zeros((batch, hidden), dtype)
     return LSTMState(h, h) if lstm else h
+
+
+def _check_init(fn: str, key, d_in, hidden, dtype) -> list[int]:
+    """A PRNG key, ``d_in >= 0``, ``hidden >= 1`` (the bound is 1/sqrt(hidden)), a
+    floating dtype; the sizes as Python ints."""
+    _checks.prng_key(fn, "key", key)
+    _checks.float_dtype(fn, dtype)
+    (d_in,) = _checks.sizes(fn, d_in=d_in)
+    return [d_in, *_checks.sizes(fn, 1, hidden=hidden)]
 
 
 # --- checks ----------------------------------------------------------------------
@@ -233,11 +248,6 @@ def _add_hidden(carry, dh):
     return carry._replace(h=carry.h + dh) if isinstance(carry, LSTMState) else carry + dh
 
 
-def _flat(a):
-    """Merge every axis but the last: (time, batch, k) -> (time * batch, k)."""
-    return a.reshape(-1, a.shape[-1])
-
-
 def _previous(first, seq):
     """The states before each step: ``first`` then ``seq[:-1]``."""
     return jnp.concatenate([first[None], seq[:-1]], axis=0)
@@ -302,9 +312,9 @@ def _weights_bwd(xs, hs_prev, w_ih, da):
     ``dw_ih = xs.T @ dxa``, ``dw_hh = hs_prev.T @ dha``, ``db = sum(dxa)``, and,
     for a pair ``(dxa, dha)``, the hidden bias's ``sum(dha)`` last."""
     dxa, dha = da if isinstance(da, tuple) else (da, da)
-    grads = (_flat(xs).T @ _flat(dxa), _flat(hs_prev).T @ _flat(dha), jnp.sum(_flat(dxa), axis=0))
+    grads = (rows(xs).T @ rows(dxa), rows(hs_prev).T @ rows(dha), jnp.sum(rows(dxa), axis=0))
     if isinstance(da, tuple):
-        grads += (jnp.sum(_flat(dha), axis=0),)
+        grads += (jnp.sum(rows(dha), axis=0),)
     return dxa @ w_ih.T, grads
 
 
