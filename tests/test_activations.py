@@ -101,12 +101,17 @@ def test_hinton_sum_of_sigmoids_approximates_softplus(n, fraction):
     grows).
     """
     x = jnp.float64(-5 + fraction * n)
-    shifted = x - jnp.arange(1, n + 1, dtype=jnp.float64) + 0.5
-    error = jnp.abs(jnp.sum(act.sigmoid(shifted)) - act.softplus(x))
+    # the terms i = 1..N of a fixed-length (60) array: one program for every N
+    i = jnp.arange(1, 61, dtype=jnp.float64)
+    terms = jnp.where(i <= n, act.sigmoid(x - i + 0.5), 0)
+    error = jnp.abs(jnp.sum(terms) - act.softplus(x))
     assert error <= 0.01063
 
 
-@pytest.mark.parametrize("n, worst", [(10, 0.010621), (11, 0.010594), (60, 0.010578)])
+@pytest.mark.parametrize(
+    "n, worst",
+    [(10, 0.010621), (11, 0.010594), pytest.param(60, 0.010578, marks=pytest.mark.slow)],
+)
 def test_hinton_bound_is_the_measured_maximum(n, worst):
     """The worst error over a fine grid of [-5, N - 5] (not sampled points)."""
     x = jnp.linspace(-5, n - 5, 200_001, dtype=jnp.float64)

@@ -30,7 +30,7 @@ from helpers import (
     random_cotangent,
     tree_vdot,
 )
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 
 import dlref
 from dlref import OPS, InputError, gradcheck
@@ -217,6 +217,7 @@ def test_values_and_gradients_finite(spec, dtype, variant):
     ``fn.autodiff`` is public too (the forward-mode path; run with ``-m slow``)."""
     limit = _limit(spec, dtype)
 
+    @settings(max_examples=settings.default.max_examples // 2)
     @given(st.data())
     def check(data):
         leaves, treedef = jax.tree.flatten(spec.args(), is_leaf=_is_arg)
