@@ -30,7 +30,7 @@ from helpers import (
     random_cotangent,
     tree_vdot,
 )
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 
 import dlref
 from dlref import OPS, InputError, gradcheck
@@ -40,6 +40,16 @@ from dlref.gradcheck import restrict
 SPECS = list(OPS.values())
 WITH_PEER = [s for s in SPECS if s.peer is not None]
 parametrize_ops = pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+# The transformation checks (dtypes, jit, vmap, grad of grad, forward mode) run by
+# default on each op's main entry; its other configurations (an axis, a mask, a stride:
+# the registry's variants) get them under -m slow, and every other check by default.
+parametrize_main_ops = pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param(s, id=s.name, marks=[pytest.mark.slow] if s.name != s.fn.__name__ else [])
+        for s in SPECS
+    ],
+)
 
 
 def _function(spec, variant):
@@ -209,7 +219,7 @@ def _representable(tree, dtype) -> bool:
 # the autodiff variant under -m slow: it keeps the default run under 10 minutes on 2 cores
 @pytest.mark.parametrize("variant", ["manual", pytest.param("autodiff", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=lambda d: jnp.dtype(d).name)
-@parametrize_ops
+@parametrize_main_ops
 def test_values_and_gradients_finite(spec, dtype, variant):
     """Values and gradients (cotangent 1) are finite wherever the exact values
     and gradients (float64, same inputs) are representable in the dtype; draws
@@ -217,7 +227,6 @@ def test_values_and_gradients_finite(spec, dtype, variant):
     ``fn.autodiff`` is public too (the forward-mode path; run with ``-m slow``)."""
     limit = _limit(spec, dtype)
 
-    @settings(max_examples=settings.default.max_examples // 2)
     @given(st.data())
     def check(data):
         leaves, treedef = jax.tree.flatten(spec.args(), is_leaf=_is_arg)
@@ -239,7 +248,7 @@ def test_values_and_gradients_finite(spec, dtype, variant):
 # 5. ------------------------------------------------------------------------------
 
 
-@parametrize_ops
+@parametrize_main_ops
 def test_jit_matches_eager(spec, key):
     k_args, k_ct = jax.random.split(key)
     args = spec.example_args(k_args, jnp.float64)
@@ -253,7 +262,7 @@ def _stack(trees):
     return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
-@parametrize_ops
+@parametrize_main_ops
 def test_vmap_matches_loop(spec, key):
     keys = jax.random.split(key, 3)
     examples = [spec.example_args(k, jnp.float64) for k in keys]
@@ -264,7 +273,7 @@ def test_vmap_matches_loop(spec, key):
     assert_close(batched(_stack(examples), _stack(cts)), looped, JIT_RTOL)
 
 
-@parametrize_ops
+@parametrize_main_ops
 def test_grad_of_grad_matches_autodiff(spec, key):
     """Second derivatives: differentiate the hand-written backward itself."""
     k_args, k_ct, k_w = jax.random.split(key, 3)
@@ -279,7 +288,7 @@ def test_grad_of_grad_matches_autodiff(spec, key):
     assert_close(second(spec.manual), second(spec.autodiff), SECOND_ORDER_RTOL)
 
 
-@parametrize_ops
+@parametrize_main_ops
 def test_forward_mode_in_autodiff_mode(spec, key):
     """custom_vjp refuses forward mode; under ``dlref.autodiff_mode()`` the same
     public op traces its plain forward, and jvp agrees with the hand-written

@@ -17,8 +17,8 @@ from dlref import InputError, layers, losses, networks, parallel
 from dlref import recurrent as rec
 
 f64 = jnp.float64
-# 4 devices under -m slow: 1, 2 and 8 cover one, a few and all by default
-DEVICE_COUNTS = [1, 2, pytest.param(4, marks=pytest.mark.slow), 8]
+# 4 and 8 devices under -m slow: 1 and 2 cover one and several by default
+DEVICE_COUNTS = [1, 2, *(pytest.param(n, marks=pytest.mark.slow) for n in (4, 8))]
 # float64: the all-reduce only reorders sums, so the steps agree to round-off.
 PARALLEL_RTOL = 1e-12
 
