@@ -168,7 +168,7 @@ def dense_to_torch(w, b) -> dict:
       {'weight': (3, 2), 'bias': (3,)}
     """
     w, b = _dense_params("dense_to_torch", w, b)
-    return {"weight": w.T.copy(), "bias": b.copy()}
+    return {"weight": _np(w).T.copy(), "bias": _np(b).copy()}
 
 
 def dense_from_flax(params: dict) -> tuple:
@@ -225,8 +225,9 @@ def _dense_params(fn: str, w, b) -> tuple:
 
 
 def _recurrent_params(fn: str, params, gates: int):
-    """Recurrent params as NumPy arrays, checked: ``w_hh`` ``(hidden, gates * hidden)``,
-    ``w_ih`` ``(d_in, gates * hidden)``, every bias ``(gates * hidden,)``, one dtype."""
+    """``params``, checked by shape and dtype (so traced ones pass): ``w_hh``
+    ``(hidden, gates * hidden)``, ``w_ih`` ``(d_in, gates * hidden)``, every bias
+    ``(gates * hidden,)``, one floating dtype."""
     fields = params._asdict()
     w_hh = _checked(fn, "params.w_hh", fields["w_hh"], (None, None), "(hidden, gates * hidden)")
     hidden = jnp.shape(w_hh)[0]
@@ -717,10 +718,10 @@ def batch_norm_to_torch(scale, shift, state: BatchNormState, *, steps: int) -> d
     scale, shift, mean, var = _batch_norm_params("batch_norm_to_torch", scale, shift, state)
     count = _steps("batch_norm_to_torch", "steps", steps)
     return {
-        "weight": scale.copy(),
-        "bias": shift.copy(),
-        "running_mean": mean.copy(),
-        "running_var": var.copy(),
+        "weight": _np(scale).copy(),
+        "bias": _np(shift).copy(),
+        "running_mean": _np(mean).copy(),
+        "running_var": _np(var).copy(),
         "num_batches_tracked": np.asarray(count, np.int64),
     }
 
@@ -783,8 +784,8 @@ def batch_norm_to_flax(scale, shift, state: BatchNormState) -> dict:
 
 
 def _batch_norm_params(fn: str, scale, shift, state: BatchNormState) -> list:
-    """``scale``, ``shift`` and the running statistics as NumPy arrays, checked: each
-    floating ``(features,)``, one size and one dtype."""
+    """``scale``, ``shift`` and the running statistics, checked by shape and dtype (so
+    traced ones pass): each ``(features,)``, one floating dtype."""
     arrays = {"scale": scale, "shift": shift, "state.mean": state.mean, "state.var": state.var}
     size = (jnp.shape(scale)[0] if jnp.ndim(scale) == 1 else None,)
     what = "one entry per feature, as many as `scale`"

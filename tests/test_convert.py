@@ -436,3 +436,18 @@ def test_flax_converters_name_missing_keys():
         convert.gru_from_flax(params)
     with pytest.raises(InputError, match=r"rnn_from_flax: missing key `h`"):
         convert.rnn_from_flax({"i": {"kernel": np.ones((2, 3)), "bias": np.ones(3)}})
+
+
+def test_to_torch_converters_return_numpy_arrays_from_jax_parameters(key):
+    """A PyTorch state dict holds NumPy arrays (torch.from_numpy), whatever the
+    parameters were: JAX arrays, from dlref's initializers."""
+    k1, k2 = jax.random.split(key)
+    dicts = [
+        convert.dense_to_torch(*layers.init_dense(k1, 2, 3)),
+        convert.batch_norm_to_torch(*layers.init_batch_norm(3), steps=2),
+        convert.lstm_to_torch(rec.init_lstm(k2, 2, 3)),
+        convert.gru_to_torch(rec.init_gru(k2, 2, 3), cell=True),
+    ]
+    for state in dicts:
+        for name, value in state.items():
+            assert type(value) is np.ndarray, (name, type(value))
