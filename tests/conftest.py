@@ -1,6 +1,6 @@
-"""Test configuration: eight simulated CPU devices, float64 on, strict dtype
-promotion, rank promotion raises, a compilation cache shared by the xdist
-workers, and a derandomized hypothesis profile (``ci``, the default: 15 examples
+"""Test configuration: eight simulated CPU devices, LLVM optimization level 0,
+float64 on, strict dtype promotion, rank promotion raises, a compilation cache
+shared by the xdist workers, and a derandomized hypothesis profile (``ci``, the default: 15 examples
 a test) so every run draws the same examples. ``HYPOTHESIS_PROFILE=dev`` draws
 more and at random."""
 
@@ -8,11 +8,20 @@ more and at random."""
 
 import os
 
-# Eight simulated CPU devices for the multi-device tests (tests/test_parallel.py);
-# XLA reads the flag when JAX starts, so it is set before jax is imported.
-_FLAG = "--xla_force_host_platform_device_count=8"
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_FLAG}".strip()
+# XLA reads its flags when JAX starts, so they are set before jax is imported:
+# - eight simulated CPU devices for the multi-device tests (tests/test_parallel.py);
+# - LLVM's optimization level 0 for the compiled programs. Compiling dominates the
+#   suite's time and the tests' arrays are small: level 0 compiles a third faster.
+#   XLA's own graph passes (fusion, buffer assignment, hence the memory tests) are the
+#   same at every level, and neither level reorders floating-point arithmetic (no fast
+#   math), so the values tested are the ones a default build computes.
+_FLAGS = {
+    "xla_force_host_platform_device_count": "8",
+    "xla_backend_optimization_level": "0",
+}
+for _name, _value in _FLAGS.items():
+    if _name not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --{_name}={_value}".strip()
 
 import shutil
 import tempfile

@@ -70,12 +70,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 
 import jax
 import mpmath
 import numpy as np
 import pytest
+from helpers import DEFAULT_LEVEL
 
 from dlref import activations as act
 from dlref import losses
@@ -94,7 +98,8 @@ DTYPES = (np.float32, np.float64)
 def _flushes(dtype) -> bool:
     """Whether the backend flushes subnormal results to 0 (XLA on the CPU does)."""
     smallest = np.asarray(np.finfo(dtype).smallest_subnormal * 2, dtype)
-    return float(jax.jit(lambda x: x * np.asarray(0.5, dtype))(smallest)) == 0.0
+    half = jax.jit(lambda x: x * np.asarray(0.5, dtype), compiler_options=DEFAULT_LEVEL)
+    return float(half(smallest)) == 0.0
 
 
 # Where the backend flushes, each flushed intermediate may be off by up to the
@@ -753,7 +758,7 @@ def _vjp(case: Case, args, cotangent):
         y, vjp = jax.vjp(f, *(args[i] for i in case.diff))
         return y, vjp(cotangent)
 
-    y, grads = jax.jit(run)(args, cotangent)
+    y, grads = jax.jit(run, compiler_options=DEFAULT_LEVEL)(args, cotangent)
     return np.asarray(y), [np.asarray(g) for g in grads]
 
 
@@ -860,7 +865,8 @@ def test_ulp_error_within_bound_dense(case, dtype):
 
 def _bce_logits(z, t, dtype):
     args = (np.asarray([z], dtype), np.asarray([t], dtype))
-    return args, float(losses.binary_cross_entropy_with_logits(*args))
+    loss = jax.jit(losses.binary_cross_entropy_with_logits, compiler_options=DEFAULT_LEVEL)
+    return args, float(loss(*args))
 
 
 def _softplus_exact(z):
@@ -899,13 +905,39 @@ def test_bce_with_logits_confident_gradients_equal_autodiff(z, t):
     of the reordered forward, and both equal the exact derivative."""
     args, _ = _bce_logits(z, t, np.float64)
     op = losses.binary_cross_entropy_with_logits
-    manual = jax.grad(lambda *a: op(*a).sum(), argnums=(0, 1))(*args)
-    autodiff = jax.grad(lambda *a: op.autodiff(*a).sum(), argnums=(0, 1))(*args)
+
+    def grad(f):
+        total = lambda *a: f(*a).sum()
+        return jax.jit(jax.grad(total, argnums=(0, 1)), compiler_options=DEFAULT_LEVEL)(*args)
+
+    manual, autodiff = grad(op), grad(op.autodiff)
     np.testing.assert_allclose(np.concatenate(manual), np.concatenate(autodiff), rtol=1e-10)
     with mpmath.workprec(PREC):
         exact = _sigmoid(F(z)) - t if z < 0 else _sub(1, F(t)) - _sigmoid(-F(z))
         assert ulp_error(float(manual[0][0]), exact, np.float64) <= 4
     assert float(manual[1][0]) == -z
+
+
+# A computation whose last bits depend on the compiler's optimization level.
+_GRADIENTS = """
+import jax, jax.numpy as jnp, numpy as np
+from dlref import activations as act
+x = np.linspace(-6.0, 6.0, 2001).astype(np.float32)
+f = lambda x: jnp.sum(jnp.cos(x) * (act.tanh(x) + act.sigmoid(x) + act.gelu(x)))
+bits = np.asarray(jax.jit(jax.grad(f), compiler_options=OPTIONS)(x)).tobytes().hex()
+"""
+
+
+def test_the_accuracy_tests_compile_at_xlas_default_level():
+    """This file's programs, compiled with ``DEFAULT_LEVEL`` under the suite's
+    XLA_FLAGS, give a default build's bits: those of a new process without them."""
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    code = f"OPTIONS = None\n{_GRADIENTS}\nprint(bits)"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    here = {"OPTIONS": DEFAULT_LEVEL}
+    exec(_GRADIENTS, here)
+    assert here["bits"] == done.stdout.strip()
 
 
 def test_every_activation_and_loss_is_measured():
