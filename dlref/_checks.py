@@ -3,14 +3,21 @@ what was expected and what was given. Shape, rank and dtype checks go through
 chex and run at trace time, so they cost nothing under ``jit``; value checks run
 only when the values are concrete (outside ``jit``).
 
+An op called eagerly runs compiled (``Op.__call__``): while it traces, a value
+check that meets a traced array hands :func:`defer` a traced flag instead, the
+compiled call returns the flags, and a raised one makes the call run again
+uncompiled, where the check sees the values and raises its full message.
+
 Every check raises :class:`InputError`, dlref's one exception type for bad input.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import operator
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import chex
@@ -51,11 +58,53 @@ def arrays(fn: str, **values: Any) -> None:
             )
 
 
+_DEFERRED: contextvars.ContextVar[list | None] = contextvars.ContextVar(
+    "dlref_deferred_checks", default=None
+)
+
+
+@contextlib.contextmanager
+def deferring() -> Iterator[list]:
+    """Collects the flags :func:`defer` is given while an op's eager call traces."""
+    flags: list = []
+    token = _DEFERRED.set(flags)
+    try:
+        yield flags
+    finally:
+        _DEFERRED.reset(token)
+
+
+def defer(bad: Callable[[], Any]) -> None:
+    """A value check met a traced array. Within :func:`deferring` (an op's eager call,
+    compiled), ``bad()``, a traced boolean array that holds True where the check
+    fails, is recorded; elsewhere (a user's ``jit``) nothing is checked."""
+    flags = _DEFERRED.get()
+    if flags is not None:
+        flags.append(jnp.any(bad()))
+
+
+def outside(x: Any, low: float, high: float) -> Any:
+    """Traced: where ``x`` lies outside [low, high]. An integer array is compared only
+    with the bounds its dtype can hold (uint8 labels against 256 classes)."""
+    if jnp.issubdtype(x.dtype, jnp.integer):
+        info = jnp.iinfo(x.dtype)
+        bad = jnp.zeros(x.shape, bool)
+        if low > info.min:
+            bad |= x < low
+        if high < info.max:
+            bad |= x > high
+        return bad
+    return (x < low) | (x > high)
+
+
 def in_unit_interval(fn: str, **values: Any) -> None:
     """Every entry lies in [0, 1] (probabilities); checked when concrete. NaN
     passes (it propagates to the result, where it shows)."""
     for name, x in values.items():
-        if not is_concrete(x) or np.size(x) == 0:
+        if np.size(x) == 0:
+            continue
+        if not is_concrete(x):
+            defer(functools.partial(outside, x, 0, 1))
             continue
         v = np.asarray(x, np.float64)
         if np.any((v < 0) | (v > 1)):
@@ -128,7 +177,10 @@ def is_concrete(x: Any) -> bool:
 
 def labels_in_range(fn: str, name: str, labels: Any, num_classes: int) -> None:
     """Integer labels lie in [0, num_classes); checked when concrete."""
-    if not is_concrete(labels) or np.size(labels) == 0:
+    if np.size(labels) == 0:
+        return
+    if not is_concrete(labels):
+        defer(lambda: outside(labels, 0, num_classes - 1))
         return
     values = np.asarray(labels)
     low, high = values.min(), values.max()
@@ -139,18 +191,19 @@ def labels_in_range(fn: str, name: str, labels: Any, num_classes: int) -> None:
 
 
 def in_interval(fn: str, name: str, value: Any, low: float, high: float) -> None:
-    """A concrete scalar hyperparameter is a real number in [low, high] (NaN is not)."""
-    if not is_concrete(value):
-        return
+    """A scalar hyperparameter is a real number in [low, high] (NaN is not); its value
+    is checked when concrete."""
     real = (int, float, np.integer, np.floating, jax.Array, np.ndarray)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, real):
         raise InputError(f"{fn}: `{name}` must be a real number; got {value!r}")
-    if np.ndim(value) != 0 or not np.issubdtype(np.asarray(value).dtype, np.number):
+    dtype = jnp.result_type(value)
+    if np.ndim(value) != 0 or not jnp.issubdtype(dtype, jnp.number):
         raise InputError(
-            f"{fn}: `{name}` must be a real scalar; got shape {np.shape(value)} "
-            f"and dtype {np.asarray(value).dtype}"
+            f"{fn}: `{name}` must be a real scalar; got shape {np.shape(value)} and dtype {dtype}"
         )
-    if not low <= float(value) <= high:
+    if not is_concrete(value):
+        defer(lambda: ~((value >= low) & (value <= high)))
+    elif not low <= float(value) <= high:
         raise InputError(f"{fn}: `{name}` must lie in [{low}, {high}]; got {value}")
 
 

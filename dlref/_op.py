@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dlref import _checks
 from dlref._checks import InputError
 
 __all__ = ["Op", "autodiff_mode", "is_op", "op"]
@@ -152,6 +153,19 @@ def _from_numpy(x: Any) -> Any:
     return jnp.asarray(x) if isinstance(x, (np.ndarray, np.generic)) else x
 
 
+# What a forward that reads its inputs' values raises when traced.
+_NEEDS_VALUES = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+
+
+def _traced(tree: Any) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
 def _is_floating(x: Any) -> bool:
     return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
 
@@ -170,7 +184,10 @@ class Op:
     """A plain JAX forward whose ``jax.grad`` runs a hand-written backward.
 
     Made by :func:`op`. Calling it runs the forward; reverse-mode autodiff
-    (``jax.grad``, ``jax.vjp``, ``jax.hessian``) runs ``bwd``.
+    (``jax.grad``, ``jax.vjp``, ``jax.hessian``) runs ``bwd``. An eager call (no
+    input traced) runs the forward compiled, one program per shape, dtype and
+    hyperparameters, as ``jax.nn``'s functions do; its value checks still raise
+    (``dlref._checks.defer``).
 
     Attributes:
       autodiff: the plain forward, differentiated by JAX (forward mode works).
@@ -279,7 +296,20 @@ class Op:
             )
 
         manual.defvjp(manual_fwd, manual_bwd)
-        return manual
+
+        def checked(*flat):
+            """The forward for an eager call, compiled: nested ops trace their plain
+            forwards, and the value checks come back as one flag (``_checks.defer``)."""
+            args, arrays = split(flat)
+            token = _AUTODIFF.set(True)
+            try:
+                with _checks.deferring() as flags:
+                    y = forward(*args, **hyper, **arrays)
+            finally:
+                _AUTODIFF.reset(token)
+            return y, jnp.any(jnp.stack(flags)) if flags else jnp.zeros((), bool)
+
+        return manual, jax.jit(checked)
 
     def _bind(self, args: tuple, kwargs: dict) -> inspect.BoundArguments:
         try:
@@ -313,8 +343,21 @@ class Op:
             if k in self.hyper and k not in arrays
             for s in (_static_value(self.name, k, v),)
         )
+        manual, compiled = self._build(static, tuple(arrays))
+        flat = (*positional, *arrays.values())
         with jax.named_scope(self.name):
-            return self._build(static, tuple(arrays))(*positional, *arrays.values())
+            if not _traced(flat):
+                # An eager call runs compiled, as one program. A raised check flag runs
+                # the uncompiled forward instead, whose checks see the values and raise
+                # their full message; a call on constants inside a trace is traced as any.
+                try:
+                    y, bad = compiled(*flat)
+                except _NEEDS_VALUES:
+                    pass  # a forward that reads its values: eager, uncompiled
+                else:
+                    if not _traced((y, bad)) and not bad:
+                        return y
+            return manual(*flat)
 
 
 @overload

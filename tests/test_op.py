@@ -176,3 +176,53 @@ def test_hyperparameter_kinds_follow_the_annotation():
     ):
         with pytest.raises(InputError, match=f"^f: {said}"):
             f(x, **bad)
+
+
+# --- an eager call runs compiled ---------------------------------------------------------
+
+
+def _counted_op(check=None):
+    """An op whose forward counts its traces and runs ``check(x)`` first."""
+    traces = []
+
+    @dlref.op
+    def twice(x):
+        traces.append(type(x).__name__)
+        if check is not None:
+            check(x)
+        return 2 * x
+
+    twice.defvjp(lambda x: (twice.autodiff(x), ()), lambda res, dy: (2 * dy,))
+    return twice, traces
+
+
+def test_an_eager_call_runs_one_compiled_program():
+    """Eager calls trace the forward once per shape and dtype, then reuse the program."""
+    twice, traces = _counted_op()
+    x = jnp.arange(3.0)
+    for _ in range(3):
+        np.testing.assert_array_equal(twice(x), 2 * x)
+    assert len(traces) == 1 and "Tracer" in traces[0], traces
+    twice(jnp.arange(4.0))
+    assert len(traces) == 2, traces
+    # a transformation traces the custom_vjp as before, and the backward is the hand-written one
+    assert jax.grad(lambda x: twice(x).sum())(x).tolist() == [2.0, 2.0, 2.0]
+
+
+def test_a_value_check_raises_in_an_eager_call_with_its_full_message():
+    """A value check that meets the compiled trace is deferred; a failed one reruns the
+    call uncompiled, where it raises as before. Under a user's jit it checks nothing."""
+    twice, _ = _counted_op(lambda x: dlref._checks.in_unit_interval("twice", x=x))
+    np.testing.assert_array_equal(twice(jnp.array([0.0, 0.5])), [0.0, 1.0])
+    with pytest.raises(InputError, match=r"twice: `x` must lie in \[0, 1\]; got values in"):
+        twice(jnp.array([0.5, 2.0]))
+    assert jax.jit(twice)(jnp.array([0.5, 2.0])).tolist() == [1.0, 4.0]
+    # on constants inside a user's trace: the op as traced before (the custom_vjp)
+    assert jax.jit(lambda y: twice(jnp.array([3.0])) + y)(1.0).tolist() == [7.0]
+
+
+def test_a_forward_that_reads_its_values_runs_uncompiled():
+    """A forward needing concrete values (``float(x)``) still works eagerly."""
+    twice, traces = _counted_op(lambda x: float(x.sum()))
+    np.testing.assert_array_equal(twice(jnp.ones(2)), [2.0, 2.0])
+    assert traces[-1] == "ArrayImpl", traces

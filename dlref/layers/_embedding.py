@@ -27,7 +27,10 @@ def _check_embedding(ids, table) -> None:
     vocab = table.shape[0]
     if vocab == 0:
         raise _checks.InputError(f"{fn}: `table` must have at least one row; got shape (0, ...)")
-    if not _checks.is_concrete(ids) or np.size(ids) == 0:
+    if not _checks.is_concrete(ids):
+        _checks.defer(lambda: _checks.outside(ids, 0, vocab - 1))
+        return
+    if np.size(ids) == 0:
         return
     values = np.asarray(ids)
     bad = (values < 0) | (values >= vocab)

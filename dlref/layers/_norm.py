@@ -92,7 +92,9 @@ def _check_batch_norm(x, scale, shift, state, training, momentum, eps):
     if training:
         why = "batch statistics of no example are undefined, and would corrupt the state"
         _checks.nonempty(fn, "x", x, why)
-    if _checks.is_concrete(state.var) and np.any(np.asarray(state.var) < 0):
+    if not _checks.is_concrete(state.var):
+        _checks.defer(lambda: state.var < 0)
+    elif np.any(np.asarray(state.var) < 0):
         raise _checks.InputError(
             f"{fn}: `state.var` must be >= 0; got minimum {np.min(np.asarray(state.var))}"
         )

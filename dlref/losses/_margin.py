@@ -20,7 +20,9 @@ from dlref.losses._common import _check_pair, _one_hot
 
 
 def _check_signs(fn: str, labels) -> None:
-    if _checks.is_concrete(labels) and labels.size:
+    if not _checks.is_concrete(labels):
+        _checks.defer(lambda: jnp.abs(labels) != 1)
+    elif labels.size:
         labels = np.asarray(labels)  # numpy: a concrete closure under jit stays concrete
         bad = np.abs(labels) != 1
         if np.any(bad):
