@@ -299,7 +299,8 @@ class Op:
 
         def checked(*flat):
             """The forward for an eager call, compiled: nested ops trace their plain
-            forwards, and the value checks come back as one flag (``_checks.defer``)."""
+            forwards, and the value checks come back as one flag (``_checks.defer``),
+            None without any (the call then stays asynchronous)."""
             args, arrays = split(flat)
             token = _AUTODIFF.set(True)
             try:
@@ -307,7 +308,7 @@ class Op:
                     y = forward(*args, **hyper, **arrays)
             finally:
                 _AUTODIFF.reset(token)
-            return y, jnp.any(jnp.stack(flags)) if flags else jnp.zeros((), bool)
+            return y, jnp.any(jnp.stack(flags)) if flags else None
 
         return manual, jax.jit(checked)
 
@@ -355,7 +356,7 @@ class Op:
                 except _NEEDS_VALUES:
                     pass  # a forward that reads its values: eager, uncompiled
                 else:
-                    if not _traced((y, bad)) and not bad:
+                    if not _traced((y, bad)) and (bad is None or not bad):
                         return y
             return manual(*flat)
 
