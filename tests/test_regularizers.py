@@ -10,6 +10,7 @@ from helpers import VARIANTS
 from hypothesis import given
 from hypothesis.extra.numpy import arrays
 
+import dlref
 from dlref import regularizers as reg
 
 # XLA flushes subnormal numbers to zero (sign(1e-310) is 0 there): draw normal ones.
@@ -93,3 +94,16 @@ def test_l1_prox_threshold_gradient_equals_autodiff():
         expected = plain if t >= 0 else 0.0
         np.testing.assert_allclose(hand, expected, rtol=1e-12)
     assert hand.dtype == jnp.float64
+
+
+def test_l1_prox_traced_threshold_must_be_a_real_scalar():
+    """Under jit the threshold's value is unknown, but its shape and dtype are checked:
+    a (1,) threshold once broadcast silently."""
+    prox = jax.jit(lambda t: reg.l1_prox(jnp.ones((3, 5)), threshold=t))
+    with pytest.raises(
+        dlref.InputError, match=r"l1_prox: `threshold` must be a real scalar; got shape \(1,\)"
+    ):
+        prox(jnp.array([0.25]))
+    with pytest.raises(dlref.InputError, match="l1_prox: `threshold` must be a real scalar"):
+        prox(jnp.array(True))
+    np.testing.assert_array_equal(prox(jnp.array(0.25)), jnp.full((3, 5), 0.75))
