@@ -1,8 +1,8 @@
 """Test configuration: eight simulated CPU devices, LLVM optimization level 0,
 float64 on, strict dtype promotion, rank promotion raises, a compilation cache
-shared by the xdist workers, and a derandomized hypothesis profile (``ci``, the default: 15 examples
-a test) so every run draws the same examples. ``HYPOTHESIS_PROFILE=dev`` draws
-more and at random."""
+shared by the xdist workers, and a derandomized hypothesis profile (``ci``, the
+default: 15 examples a test) so every run draws the same examples.
+``HYPOTHESIS_PROFILE=dev`` draws more and at random."""
 
 # ruff: noqa: E402  (jax must be imported after XLA_FLAGS is set)
 
@@ -13,8 +13,9 @@ import os
 # - LLVM's optimization level 0 for the compiled programs. Compiling dominates the
 #   suite's time and the tests' arrays are small: level 0 compiles a third faster.
 #   XLA's own graph passes (fusion, buffer assignment, hence the memory tests) are the
-#   same at every level, and neither level reorders floating-point arithmetic (no fast
-#   math), so the values tested are the ones a default build computes.
+#   same at every level. The last bit of a result may differ from a default build's
+#   (the default level contracts a multiply and an add into one fused operation), so
+#   the ulp accuracy tests compile at the default level (helpers.DEFAULT_LEVEL).
 _FLAGS = {
     "xla_force_host_platform_device_count": "8",
     "xla_backend_optimization_level": "0",
